@@ -1,0 +1,647 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) libsys.onprem maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller-side filters of the ``libsys.onprem.preflight`` role.
+
+``preflight_plan`` turns a host's integration variables into the rows of the vendor's network
+table (one row per path, with the ``libsys.onprem.port_check`` endpoint that proves it);
+``preflight_report`` joins those rows with the probe results; ``preflight_junit`` and
+``preflight_markdown`` render a report; ``preflight_changes`` compares two reports by status;
+``bandwidth_mb`` applies the vendor's bandwidth rule. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET  # builds XML only, never parses input
+from decimal import Decimal
+from typing import Any, Optional
+
+from ansible.errors import AnsibleFilterError
+
+# The libsys.onprem.port_check endpoint options (see its DOCUMENTATION).
+ENDPOINT_KEYS = frozenset(
+    {
+        "name",
+        "host",
+        "port",
+        "probe",
+        "required",
+        "timeout",
+        "tls_server_name",
+        "ca_path",
+        "client_cert_path",
+        "client_key_path",
+        "check_hostname",
+        "min_tls_version",
+        "expiry_warn_days",
+        "starttls",
+        "ehlo_name",
+        "sip2_login_user",
+        "sip2_login_password",
+        "sip2_location",
+        "sip2_institution",
+        "listen_address",
+    }
+)
+# Keys that describe the row of the vendor's table, not the probe.
+ROW_KEYS = frozenset({"integration", "initiator", "target", "protocol", "direction"})
+PROBES = ("tcp", "tls", "ssh", "smtp", "ldaps", "sip2", "listen")
+DIRECTIONS = ("outbound", "inbound")
+PROTOCOL_OF_PROBE = {
+    "tcp": "TCP",
+    "tls": "TLS",
+    "ssh": "SSH (S/FTP)",
+    "smtp": "SMTP",
+    "ldaps": "Secure LDAP (TLS)",
+    "sip2": "SIP2",
+    "listen": "TCP",
+}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+LOCAL_NOTE = "checked locally (listen only)"
+# (upper bound of named users or None, MB per user): the vendor's "Bandwidth Requirements".
+BANDWIDTH_TIERS = ((50, Decimal("0.025")), (200, Decimal("0.015")), (None, Decimal("0.01")))
+NOT_RUN = "not_run"
+
+
+def _is_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def _label(what: str, index: int, entry: Any) -> str:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return "%s[%d] (name: %s)" % (what, index, name) if name else "%s[%d]" % (what, index)
+
+
+# ---------------------------------------------------------------------------------------
+# Bandwidth
+
+
+def bandwidth_mb(named_users: Any) -> float:
+    """Minimum bandwidth in MB for a number of named users, by the vendor's table.
+
+    The rate of the user count's tier applies to every user (10 users: 0.25 MB; 500 users: 5 MB).
+    """
+    if isinstance(named_users, bool) or not isinstance(named_users, int):
+        if isinstance(named_users, str) and named_users.strip().isdigit():
+            named_users = int(named_users.strip())
+        else:
+            raise AnsibleFilterError("bandwidth_mb: named users must be a whole number, got %r" % (named_users,))
+    if named_users < 0:
+        raise AnsibleFilterError("bandwidth_mb: named users must not be negative, got %d" % named_users)
+    return float(Decimal(named_users) * bandwidth_rate(named_users))
+
+
+def bandwidth_rate(named_users: int) -> Decimal:
+    for limit, rate in BANDWIDTH_TIERS:
+        if limit is None or named_users <= limit:
+            return rate
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------------
+# Plan: the rows of the vendor's table for one host
+
+
+def _endpoint_problems(entry: dict[str, Any]) -> list[str]:
+    problems = []
+    unknown = sorted(set(entry) - ENDPOINT_KEYS - ROW_KEYS)
+    if unknown:
+        problems.append("unknown key(s) %s" % ", ".join(unknown))
+    name = entry.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        problems.append("name %r must be 1-64 characters of letters, digits, '.', '_', '-'" % (name,))
+    if not _is_port(entry.get("port")):
+        problems.append("port %r is outside 1-65535" % (entry.get("port"),))
+    probe = entry.get("probe", "tcp")
+    if probe not in PROBES:
+        problems.append("probe %r is not one of %s" % (probe, ", ".join(PROBES)))
+    direction = entry.get("direction", "outbound")
+    if direction not in DIRECTIONS:
+        problems.append("direction %r is not one of %s" % (direction, ", ".join(DIRECTIONS)))
+    integration = entry.get("integration")
+    if not isinstance(integration, str) or not integration.strip():
+        problems.append("integration (the row's name in the vendor's table) is required")
+    if "required" in entry and not isinstance(entry["required"], bool):
+        problems.append("required must be true or false, got %r" % (entry["required"],))
+    timeout = entry.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        problems.append("timeout must be a positive number, got %r" % (timeout,))
+    if direction == "outbound" and probe != "listen" and not entry.get("host"):
+        problems.append("host is required for an outbound %s probe" % probe)
+    return problems
+
+
+def _tunnel_problems(tunnel: Any) -> list[str]:
+    if not isinstance(tunnel, dict):
+        return ["expected a dict, got %s" % type(tunnel).__name__]
+    problems = []
+    if not tunnel.get("name"):
+        problems.append("name is required")
+    if tunnel.get("mode") not in ("client", "server"):
+        problems.append("mode %r is not client or server" % (tunnel.get("mode"),))
+    if not _is_port(tunnel.get("accept_port")):
+        problems.append("accept_port %r is outside 1-65535" % (tunnel.get("accept_port"),))
+    if tunnel.get("connect_port") is not None and not _is_port(tunnel.get("connect_port")):
+        problems.append("connect_port %r is outside 1-65535" % (tunnel.get("connect_port"),))
+    if tunnel.get("mode") == "server" and tunnel.get("connect_port") is None:
+        problems.append("connect_port is required for a server tunnel")
+    if not tunnel.get("connect_host"):
+        problems.append("connect_host is required")
+    return problems
+
+
+def _relayhost(value: str) -> tuple[str, int]:
+    """Postfix relayhost syntax: [host]:port, host:port, host, [ipv6:addr]:port."""
+    text = value.strip()
+    port = 25
+    match = re.match(r"^\[(?:ipv6:)?([^\]]+)\](?::(\d+))?$", text)
+    if match:
+        host, port_text = match.group(1), match.group(2)
+    else:
+        host, _sep, port_text = text.partition(":")
+    if port_text:
+        port = int(port_text)
+    if not host or not _is_port(port):
+        raise AnsibleFilterError("mail relay relayhost %r is not [host]:port, host:port or host" % value)
+    return host, port
+
+
+class _Plan:
+    """Collects rows and their endpoints; names must be unique across the host's plan."""
+
+    def __init__(self, inputs: dict[str, Any]) -> None:
+        self.host = str(inputs.get("host") or "this host")
+        self.vendor = str(inputs.get("vendor") or "Alma")
+        self.outside = inputs.get("outside_probe_host") or None
+        self.inbound_address = inputs.get("inbound_address") or self.host
+        self.timeout = inputs.get("timeout")
+        self.rows: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        self.names: dict[str, str] = {}
+
+    def add(self, row: dict[str, Any], endpoint: dict[str, Any], direction: str, origin: str) -> None:
+        name = endpoint["name"]
+        if name in self.names:
+            self.errors.append("%s: name %r is already used by %s" % (origin, name, self.names[name]))
+            return
+        self.names[name] = origin
+        endpoint = {k: v for k, v in endpoint.items() if v is not None}
+        if self.timeout is not None:
+            endpoint.setdefault("timeout", self.timeout)
+        if direction == "inbound" and not self.outside:
+            # No host outside to probe from: prove at least that the service listens here.
+            local = {"name": name, "port": endpoint["port"], "probe": "listen"}
+            for key in ("required", "timeout", "listen_address"):
+                if key in endpoint:
+                    local[key] = endpoint[key]
+            endpoint, probe_from, note = local, "host", LOCAL_NOTE
+        elif direction == "inbound":
+            endpoint.setdefault("host", self.inbound_address)
+            probe_from, note = "outside", "probed from %s" % self.outside
+        else:
+            probe_from, note = "host", ("local listener" if direction == "local" else "")
+        if endpoint.get("probe") != "listen":
+            endpoint.pop("listen_address", None)
+        self.rows.append(
+            {
+                "name": name,
+                "integration": row["integration"],
+                "initiator": row["initiator"],
+                "target": row["target"],
+                "protocol": row["protocol"],
+                "port": endpoint["port"],
+                "direction": direction,
+                "probe_from": probe_from,
+                "note": note,
+                "required": bool(endpoint.get("required", True)),
+                "endpoint": endpoint,
+            }
+        )
+
+    # --- the integrations of the other roles ------------------------------------------
+
+    def stunnel(self, tunnels: Any, cloud_port: int, client_tls: dict[str, Any]) -> None:
+        if not isinstance(tunnels, list):
+            self.errors.append("stunnel tunnels: expected a list, got %s" % type(tunnels).__name__)
+            return
+        for index, tunnel in enumerate(tunnels):
+            label = _label("stunnel_tunnels", index, tunnel)
+            problems = _tunnel_problems(tunnel)
+            if problems:
+                self.errors.extend("%s: %s" % (label, p) for p in problems)
+                continue
+            name = tunnel["name"]
+            station = "Stunnel workstation (%s)" % self.host
+            if tunnel["mode"] == "client":
+                sip2 = "sip" in name.lower()
+                integration = "Self-check" if sip2 else "Remote storage"
+                server_name = tunnel.get("sni") or tunnel.get("check_host") or tunnel["connect_host"]
+                endpoint = {
+                    "name": "stunnel-%s-cloud" % name,
+                    "host": tunnel["connect_host"],
+                    "port": tunnel.get("connect_port") or cloud_port,
+                    "probe": "sip2" if sip2 else "tls",
+                    "tls_server_name": server_name,
+                }
+                endpoint.update({k: v for k, v in client_tls.items() if v})
+                self.add(
+                    {
+                        "integration": integration,
+                        "initiator": station,
+                        "target": "%s (%s)" % (self.vendor, tunnel["connect_host"]),
+                        "protocol": "TLS-secured SIP2" if sip2 else "TLS-secured",
+                    },
+                    endpoint,
+                    "outbound",
+                    label,
+                )
+                self.add(
+                    {
+                        "integration": integration,
+                        "initiator": "SIP2 self-check stations" if sip2 else "Remote storage system",
+                        "target": "%s, tunnel %s" % (station, name),
+                        "protocol": "TCP (plain, into the tunnel)",
+                    },
+                    {
+                        "name": "stunnel-%s-listener" % name,
+                        "port": tunnel["accept_port"],
+                        "probe": "listen",
+                        "listen_address": tunnel.get("accept_address") or None,
+                    },
+                    "local",
+                    label,
+                )
+            else:
+                self.add(
+                    {
+                        "integration": "Remote storage",
+                        "initiator": self.vendor,
+                        "target": "%s, tunnel %s" % (station, name),
+                        "protocol": "TLS-secured",
+                    },
+                    {
+                        "name": "stunnel-%s-inbound" % name,
+                        "port": tunnel["accept_port"],
+                        # The tunnel requires the cloud's client certificate, which no probe has:
+                        # reaching the port through every firewall is what can be proven.
+                        "probe": "tcp",
+                        "listen_address": tunnel.get("accept_address") or None,
+                    },
+                    "inbound",
+                    label,
+                )
+                self.add(
+                    {
+                        "integration": "Remote storage",
+                        "initiator": station,
+                        "target": "Remote storage system (%s)" % tunnel["connect_host"],
+                        "protocol": "TCP",
+                    },
+                    {
+                        "name": "stunnel-%s-asrs" % name,
+                        "host": tunnel["connect_host"],
+                        "port": tunnel["connect_port"],
+                        "probe": "tcp",
+                    },
+                    "outbound",
+                    label,
+                )
+
+    def sftp_drop(self, port: Any) -> None:
+        if not _is_port(port):
+            self.errors.append("sftp_drop port %r is outside 1-65535" % (port,))
+            return
+        self.add(
+            {
+                "integration": "S/FTP file-based integrations",
+                "initiator": self.vendor,
+                "target": "S/FTP server (%s)" % self.host,
+                "protocol": "S/FTP",
+            },
+            {"name": "sftp-drop", "port": port, "probe": "ssh"},
+            "inbound",
+            "sftp_drop",
+        )
+
+    def mail_relay(self, ports: Any, relayhost: str, ehlo_name: Optional[str]) -> None:
+        for port in ports or []:
+            if not _is_port(port):
+                self.errors.append("mail_relay port %r is outside 1-65535" % (port,))
+                continue
+            self.add(
+                {
+                    "integration": "Email",
+                    "initiator": self.vendor,
+                    "target": "Email server (%s)" % self.host,
+                    "protocol": "SMTP",
+                },
+                {
+                    "name": "mail-relay-smtp" if port == 25 else "mail-relay-smtp-%d" % port,
+                    "port": port,
+                    "probe": "smtp",
+                },
+                "inbound",
+                "mail_relay",
+            )
+        if relayhost:
+            try:
+                host, port = _relayhost(relayhost)
+            except AnsibleFilterError as exc:
+                self.errors.append(str(exc))
+                return
+            self.add(
+                {
+                    "integration": "Email",
+                    "initiator": "Email server (%s)" % self.host,
+                    "target": "Campus smarthost (%s)" % host,
+                    "protocol": "SMTP",
+                },
+                {"name": "mail-relay-smarthost", "host": host, "port": port, "probe": "smtp", "ehlo_name": ehlo_name},
+                "outbound",
+                "mail_relay relayhost",
+            )
+
+    def listed(self, what: str, entries: Any, default_direction: str) -> None:
+        if not isinstance(entries, list):
+            self.errors.append("%s: expected a list, got %s" % (what, type(entries).__name__))
+            return
+        for index, entry in enumerate(entries):
+            label = _label(what, index, entry)
+            if not isinstance(entry, dict):
+                self.errors.append("%s: expected a dict, got %s" % (label, type(entry).__name__))
+                continue
+            problems = _endpoint_problems(entry)
+            if problems:
+                self.errors.extend("%s: %s" % (label, p) for p in problems)
+                continue
+            direction = entry.get("direction", default_direction)
+            probe = entry.get("probe", "tcp")
+            target_host = entry.get("host") or self.host
+            if direction == "outbound":
+                initiator = entry.get("initiator") or self.host
+                target = entry.get("target") or "%s (%s)" % (self.vendor, target_host)
+            else:
+                initiator = entry.get("initiator") or self.vendor
+                target = entry.get("target") or target_host
+            row = {
+                "integration": entry["integration"].strip(),
+                "initiator": initiator,
+                "target": target,
+                "protocol": entry.get("protocol") or PROTOCOL_OF_PROBE[probe],
+            }
+            endpoint = {k: v for k, v in entry.items() if k in ENDPOINT_KEYS}
+            endpoint.setdefault("probe", probe)
+            self.add(row, endpoint, direction, label)
+
+
+def preflight_plan(inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The checks of one host, one per row of the vendor's table; fails naming every bad entry.
+
+    ``inputs`` keys: host, vendor, inbound_address, outside_probe_host, timeout,
+    stunnel_tunnels, stunnel_cloud_port, stunnel_client_tls (ca_path, client_cert_path,
+    client_key_path), sftp_drop_port (None: no S/FTP drop), mail_relay_ports (list),
+    mail_relay_relayhost, ehlo_name, vendor_endpoints, extra_endpoints.
+    """
+    if not isinstance(inputs, dict):
+        raise AnsibleFilterError("preflight_plan: expected a dict of inputs, got %s" % type(inputs).__name__)
+    plan = _Plan(inputs)
+    # Site-given entries first: their names win, a generated row with the same name is the error.
+    plan.listed("preflight_vendor_endpoints", inputs.get("vendor_endpoints") or [], "outbound")
+    plan.listed("preflight_extra_endpoints", inputs.get("extra_endpoints") or [], "outbound")
+    cloud_port = inputs.get("stunnel_cloud_port") or 6443
+    plan.stunnel(inputs.get("stunnel_tunnels") or [], cloud_port, inputs.get("stunnel_client_tls") or {})
+    if inputs.get("sftp_drop_port") not in (None, "", False):
+        plan.sftp_drop(inputs["sftp_drop_port"])
+    plan.mail_relay(
+        inputs.get("mail_relay_ports") or [], inputs.get("mail_relay_relayhost") or "", inputs.get("ehlo_name")
+    )
+    if plan.errors:
+        raise AnsibleFilterError(
+            "preflight: %d problem(s), nothing was probed: %s" % (len(plan.errors), "; ".join(plan.errors))
+        )
+    return plan.rows
+
+
+# ---------------------------------------------------------------------------------------
+# Report
+
+
+def preflight_report(
+    checks: list[dict[str, Any]],
+    results: Optional[list[dict[str, Any]]] = None,
+    *,
+    host: str = "",
+    generated_at: str = "",
+    outside_probe_host: Optional[str] = None,
+    named_users: Any = None,
+    vendor: str = "Alma",
+    not_run_reason: str = "",
+) -> dict[str, Any]:
+    """Join the plan's rows with the port_check results (by name) into the report."""
+    by_name = {r.get("name"): r for r in results or [] if isinstance(r, dict)}
+    rows = []
+    for check in checks:
+        result = by_name.get(check["name"])
+        row = {k: v for k, v in check.items() if k != "endpoint"}
+        row["host"] = check["endpoint"].get("host")
+        row["probe"] = check["endpoint"].get("probe", "tcp")
+        if result is None:
+            row.update(
+                status=NOT_RUN,
+                ok=False,
+                latency_ms=None,
+                message="no result: %s" % (not_run_reason or "the probe did not run"),
+                details={},
+            )
+        else:
+            row.update(
+                status=result.get("status", "error"),
+                ok=bool(result.get("ok")),
+                latency_ms=result.get("latency_ms"),
+                message=result.get("message", ""),
+                details=result.get("details") or {},
+            )
+        rows.append(row)
+    by_status: dict[str, int] = {}
+    for row in rows:
+        by_status[row["status"]] = by_status.get(row["status"], 0) + 1
+    summary = {
+        "total": len(rows),
+        "ok": sum(1 for r in rows if r["ok"]),
+        "failed": sum(1 for r in rows if not r["ok"]),
+        "failed_required": sum(1 for r in rows if not r["ok"] and r["required"]),
+        "failed_required_names": [r["name"] for r in rows if not r["ok"] and r["required"]],
+        "checked_locally": sum(1 for r in rows if r["note"] == LOCAL_NOTE),
+        "by_status": dict(sorted(by_status.items())),
+    }
+    bandwidth = None
+    if named_users not in (None, "", 0, "0"):
+        minimum = bandwidth_mb(named_users)  # validates the count
+        users = int(named_users)
+        bandwidth = {
+            "named_users": users,
+            "mb_per_user": float(bandwidth_rate(users)),
+            "minimum_mb": minimum,
+            "rule": "up to 50 named users 0.025 MB per user, above 50 0.015, above 200 0.01 (vendor's table)",
+        }
+    return {
+        "host": host,
+        "vendor": vendor,
+        "generated_at": generated_at,
+        "generated_by": "libsys.onprem.preflight",
+        "outside_probe_host": outside_probe_host or None,
+        "inbound": ("probed from %s" % outside_probe_host) if outside_probe_host else LOCAL_NOTE,
+        "summary": summary,
+        "bandwidth": bandwidth,
+        "rows": rows,
+    }
+
+
+def _result_text(row: dict[str, Any]) -> str:
+    if row["ok"]:
+        text = "ok"
+        if row.get("latency_ms") is not None:
+            text += " (%s ms)" % row["latency_ms"]
+    else:
+        text = "**%s**%s: %s" % (
+            row["status"].upper(),
+            "" if row["required"] else " (optional)",
+            row.get("message") or "",
+        )
+    if row.get("note") == LOCAL_NOTE:
+        text = "%s: %s" % (LOCAL_NOTE, text)
+    return text
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip()
+
+
+MARKDOWN_COLUMNS = ("Integration type", "Initiator", "Target", "Protocol", "Port", "Result")
+
+
+def preflight_markdown(report: dict[str, Any]) -> str:
+    """A Markdown page with the rows laid out like the vendor's network table."""
+    summary = report["summary"]
+    lines = [
+        "# Preflight report: %s" % report.get("host", ""),
+        "",
+        "Generated %s by %s. Inbound paths (initiated by %s): %s."
+        % (
+            report.get("generated_at", ""),
+            report.get("generated_by", "libsys.onprem.preflight"),
+            report.get("vendor"),
+            report.get("inbound"),
+        ),
+        "",
+        "Summary: %d paths, %d ok, %d failed (%d required)."
+        % (summary["total"], summary["ok"], summary["failed"], summary["failed_required"]),
+        "",
+    ]
+    bandwidth = report.get("bandwidth")
+    if bandwidth:
+        lines += [
+            "Bandwidth: %d named users need at least %g MB (%g MB per user; rule: %s)."
+            % (bandwidth["named_users"], bandwidth["minimum_mb"], bandwidth["mb_per_user"], bandwidth["rule"]),
+            "",
+        ]
+    lines.append("| %s |" % " | ".join(MARKDOWN_COLUMNS))
+    lines.append("|%s" % (" --- |" * len(MARKDOWN_COLUMNS)))
+    for row in report["rows"]:
+        cells = (row["integration"], row["initiator"], row["target"], row["protocol"], row["port"], _result_text(row))
+        lines.append("| %s |" % " | ".join(_cell(c) for c in cells))
+    return "\n".join(lines) + "\n"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "path"
+
+
+def preflight_junit(report: dict[str, Any]) -> str:
+    """JUnit XML: one testcase per row; a failed required row is a failure, a failed optional one is skipped."""
+    host = report.get("host", "")
+    rows = report["rows"]
+    failures = sum(1 for r in rows if not r["ok"] and r["required"])
+    skipped = sum(1 for r in rows if not r["ok"] and not r["required"])
+    seconds = sum((r.get("latency_ms") or 0) for r in rows) / 1000.0
+    counts = {"tests": str(len(rows)), "failures": str(failures), "errors": "0", "skipped": str(skipped)}
+    suites = ET.Element("testsuites", name="libsys.onprem.preflight", time="%.3f" % seconds, **counts)
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name="preflight.%s" % host,
+        hostname=host,
+        timestamp=str(report.get("generated_at", "")),
+        time="%.3f" % seconds,
+        **counts,
+    )
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", name="inbound", value=str(report.get("inbound", "")))
+    if report.get("bandwidth"):
+        ET.SubElement(props, "property", name="bandwidth_minimum_mb", value="%g" % report["bandwidth"]["minimum_mb"])
+        ET.SubElement(props, "property", name="named_users", value=str(report["bandwidth"]["named_users"]))
+    for row in rows:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname="preflight.%s.%s" % (_slug(host), _slug(row["integration"])),
+            name="%s: %s -> %s, %s %s" % (row["name"], row["initiator"], row["target"], row["protocol"], row["port"]),
+            time="%.3f" % ((row.get("latency_ms") or 0) / 1000.0),
+        )
+        text = "%s (%s:%s, probe %s%s): %s" % (
+            row["status"],
+            row.get("host") or "local",
+            row["port"],
+            row["probe"],
+            ", " + row["note"] if row.get("note") else "",
+            row.get("message", ""),
+        )
+        if not row["ok"] and row["required"]:
+            ET.SubElement(case, "failure", type=row["status"], message=text).text = text
+        elif not row["ok"]:
+            ET.SubElement(case, "skipped", message="optional path failed: " + text)
+        elif row.get("note"):
+            ET.SubElement(case, "system-out").text = "%s: %s" % (row["note"], row.get("message", ""))
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def preflight_changes(report: dict[str, Any], previous: Any) -> list[str]:
+    """Rows whose status differs from the previous report (JSON text or dict); one line each."""
+    if isinstance(previous, str):
+        if not previous.strip():
+            return ["no previous report"]
+        try:
+            previous = json.loads(previous)
+        except ValueError:
+            return ["previous report is not valid JSON"]
+    if not isinstance(previous, dict) or not isinstance(previous.get("rows"), list):
+        return ["no previous report"]
+    before = {r.get("name"): r.get("status") for r in previous["rows"] if isinstance(r, dict)}
+    now = {r["name"]: r["status"] for r in report["rows"]}
+    changes = []
+    for name, status in now.items():
+        if name not in before:
+            changes.append("%s: new path (%s)" % (name, status))
+        elif before[name] != status:
+            changes.append("%s: %s -> %s" % (name, before[name], status))
+    changes.extend("%s: path no longer checked" % name for name in before if name not in now)
+    return changes
+
+
+class FilterModule:
+    """Filters of the preflight role."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "preflight_plan": preflight_plan,
+            "preflight_report": preflight_report,
+            "preflight_markdown": preflight_markdown,
+            "preflight_junit": preflight_junit,
+            "preflight_changes": preflight_changes,
+            "bandwidth_mb": bandwidth_mb,
+        }

@@ -1,0 +1,39 @@
+#!/bin/bash
+# Regenerate the variable tables of the role READMEs from meta/argument_specs.yml (aar-doc),
+# between the lines <!-- BEGIN ARGUMENT SPECS --> and <!-- END ARGUMENT SPECS -->.
+#   tools/gen-role-docs.sh           rewrite the READMEs
+#   tools/gen-role-docs.sh --check   fail when a README is out of date (run by make test)
+set -euo pipefail
+readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+check=0
+[[ "${1:-}" == "--check" ]] && check=1
+rc=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for role in "${ROOT}"/roles/*/; do
+  name=$(basename "$role")
+  readme="${role}README.md"
+  [[ -f "${role}meta/argument_specs.yml" ]] || { echo "roles/${name}: no meta/argument_specs.yml"; rc=1; continue; }
+  [[ -f "$readme" ]] || { echo "roles/${name}/README.md: missing"; rc=1; continue; }
+  grep -q '^<!-- BEGIN ARGUMENT SPECS -->$' "$readme" && grep -q '^<!-- END ARGUMENT SPECS -->$' "$readme" \
+    || { echo "roles/${name}/README.md: needs the BEGIN/END ARGUMENT SPECS marker lines"; rc=1; continue; }
+  "${ROOT}/.venv/bin/aar-doc" --output-file "${tmp}/${name}.md" --output-template '{{ content }}' \
+    --output-mode replace "$role" markdown >/dev/null
+  # Keep aar-doc's "Role Arguments" section only (the README has its own prose), one level
+  # down so it sits under the README's "## Variables".
+  awk '/^## Role Arguments/ { keep = 1; next } /^## / { keep = 0 } keep' "${tmp}/${name}.md" \
+    | sed 's/^### Entrypoint: /### Entry point: /' >"${tmp}/${name}.table"
+  mv "${tmp}/${name}.table" "${tmp}/${name}.md"
+  awk -v table="${tmp}/${name}.md" '
+    /^<!-- BEGIN ARGUMENT SPECS -->$/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
+    /^<!-- END ARGUMENT SPECS -->$/ { skip = 0 }
+    !skip { print }
+  ' "$readme" >"${tmp}/${name}.new"
+  if [[ $check -eq 1 ]]; then
+    cmp -s "$readme" "${tmp}/${name}.new" \
+      || { echo "roles/${name}/README.md: variable table is out of date; run make docs"; rc=1; }
+  else
+    cmp -s "$readme" "${tmp}/${name}.new" || { cp "${tmp}/${name}.new" "$readme"; echo "updated roles/${name}/README.md"; }
+  fi
+done
+exit $rc

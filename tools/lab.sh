@@ -1,0 +1,107 @@
+#!/bin/bash
+# The lab: podman containers for the integration host and the simulated peers, on a private
+# podman network that uses a documentation range (203.0.113.0/24), driven by
+# inventories/lab. Used by `make lab` and `make lab-down`.
+#
+#   tools/lab.sh up     create what is missing, converge site.yml, run preflight and the demo
+#   tools/lab.sh down   remove the containers and the network
+set -euo pipefail
+
+readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly NETWORK=libsys-lab
+readonly SUBNET=203.0.113.0/24
+readonly REPORT_DIR="${ROOT}/lab-report"
+export PATH="${ROOT}/.venv/bin:${PATH}"
+export ANSIBLE_COLLECTIONS_PATH="${ROOT}/.build/collections"
+export ANSIBLE_CONFIG="${ROOT}/inventories/lab/ansible.cfg"
+
+# name image address: one line per container of the lab.
+readonly CONTAINERS=(
+  "lab-onprem localhost/libsys-onprem/debian:12 203.0.113.10"
+  "lab-cloud localhost/libsys-onprem/peer:12 203.0.113.20"
+  "lab-vendor-relay localhost/libsys-onprem/peer:12 203.0.113.21"
+  "lab-mail-hub localhost/libsys-onprem/peer:12 203.0.113.30"
+  "lab-kiosk localhost/libsys-onprem/peer:12 203.0.113.40"
+  "lab-asrs localhost/libsys-onprem/peer:12 203.0.113.41"
+  "lab-outsider localhost/libsys-onprem/peer:12 203.0.113.99"
+)
+
+log() { printf '[lab] %s\n' "$*" >&2; }
+
+link_collection() {
+  mkdir -p "${ROOT}/.build/collections/ansible_collections/libsys"
+  ln -sfn "${ROOT}" "${ROOT}/.build/collections/ansible_collections/libsys/onprem"
+}
+
+start_containers() {
+  podman network exists "${NETWORK}" \
+    || podman network create --subnet "${SUBNET}" "${NETWORK}" >/dev/null
+  local line name image address
+  for line in "${CONTAINERS[@]}"; do
+    read -r name image address <<<"${line}"
+    if podman container exists "${name}"; then
+      [[ "$(podman inspect -f '{{.State.Running}}' "${name}")" == "true" ]] || podman start "${name}" >/dev/null
+      continue
+    fi
+    mkdir -p "/var/cache/libsys-onprem/apt/lab-${name}"
+    podman run -d --name "${name}" --hostname "${name}" \
+      --network "${NETWORK}" --ip "${address}" \
+      --systemd=always --cap-add NET_ADMIN \
+      --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
+      -v "/var/cache/libsys-onprem/apt/lab-${name}:/var/cache/apt/archives" \
+      --label org.libsys.onprem.lab=1 \
+      "${image}" /sbin/init >/dev/null
+    log "started ${name} (${address})"
+  done
+  for line in "${CONTAINERS[@]}"; do
+    read -r name _ _ <<<"${line}"
+    local tries=0
+    until podman exec "${name}" systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'; do
+      ((tries++ < 60)) || { log "${name}: systemd did not come up"; return 1; }
+      sleep 1
+    done
+  done
+}
+
+run_play() {
+  local title=$1; shift
+  log "${title}: ansible-playbook $*"
+  local start=$SECONDS
+  ansible-playbook -i "${ROOT}/inventories/lab" "$@"
+  STEPS+=("$(printf '%-34s %4d s' "${title}" $((SECONDS - start)))")
+}
+
+up() {
+  [[ $EUID -eq 0 ]] || { log "run as root"; exit 2; }
+  link_collection
+  mkdir -p "${REPORT_DIR}"
+  STEPS=()
+  start_containers
+  run_play "Set up the simulated peers" "${ROOT}/tests/peers/lab.yml"
+  run_play "Converge playbooks/site.yml" "${ROOT}/playbooks/site.yml"
+  if [[ -x "${ROOT}/tools/lab-demo.py" ]]; then
+    log "end-to-end demo"
+    "${ROOT}/.venv/bin/python" "${ROOT}/tools/lab-demo.py" --report-dir "${REPORT_DIR}"
+  fi
+  printf '\nThe lab ran:\n'
+  printf '  %s\n' "${STEPS[@]}"
+  printf '\nContainers (podman ps --filter label=org.libsys.onprem.lab=1):\n'
+  podman ps --filter label=org.libsys.onprem.lab=1 --format '  {{.Names}}\t{{.Status}}'
+  printf '\nReports: %s\n' "${REPORT_DIR}"
+  ls -1 "${REPORT_DIR}" 2>/dev/null | sed 's/^/  /'
+  printf 'Remove the lab with: make lab-down\n'
+}
+
+down() {
+  local ids
+  ids=$(podman ps -aq --filter label=org.libsys.onprem.lab=1)
+  [[ -z "${ids}" ]] || podman rm -f ${ids} >/dev/null
+  ! podman network exists "${NETWORK}" || podman network rm "${NETWORK}" >/dev/null
+  log "lab removed"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac

@@ -1,0 +1,29 @@
+#!/bin/bash
+# make bench: run every benchmark in benchmarks/ (or the ones named), one after another so
+# they do not compete for the 2 cores, saving each one's output in benchmarks/results/.
+# Each benchmark measures its own baseline in the same run and prints ratios against it.
+#   tools/run-benchmarks.sh                 all of them
+#   tools/run-benchmarks.sh port_check      benchmarks/port_check_bench.py only
+set -uo pipefail
+readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="${ROOT}/.venv/bin:${PATH}"
+export ANSIBLE_COLLECTIONS_PATH="${ROOT}/.build/collections"
+export PYTHONPATH="${ROOT}/.build/collections${PYTHONPATH:+:${PYTHONPATH}}"
+mkdir -p "${ROOT}/.build/collections/ansible_collections/libsys" "${ROOT}/benchmarks/results"
+ln -sfn "${ROOT}" "${ROOT}/.build/collections/ansible_collections/libsys/onprem"
+
+names=("$@")
+if [[ ${#names[@]} -eq 0 ]]; then
+  for file in "${ROOT}"/benchmarks/*_bench.py; do names+=("$(basename "${file%_bench.py}")"); done
+fi
+rc=0
+for name in "${names[@]}"; do
+  script="${ROOT}/benchmarks/${name}_bench.py"
+  [[ -f "$script" ]] || { echo "no benchmark ${script}"; rc=2; continue; }
+  printf '\n=== benchmark %s ===\n' "$name"
+  if ! python "$script" 2>&1 | tee "${ROOT}/benchmarks/results/${name}.txt"; then
+    echo "benchmark ${name} failed"
+    rc=1
+  fi
+done
+exit $rc

@@ -1,0 +1,149 @@
+#!/bin/bash
+# Run the test stages of `make test` one after another, time each one, keep going after a
+# failure so that one run shows every problem, print a summary, exit non-zero on any failure.
+#
+#   tools/run-tests.sh                 every stage
+#   tools/run-tests.sh lint units      only the named stages
+#   MOLECULE_SCENARIOS="stunnel" tools/run-tests.sh molecule
+set -uo pipefail
+
+readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly VENV="${ROOT}/.venv"
+readonly BUILD="${ROOT}/.build"
+readonly COLLECTIONS="${BUILD}/collections"
+# Outside the repository: inside it, ansible-test would ask this repository's git which files
+# exist, and .build/ is ignored there.
+readonly AT_ROOT="${TMPDIR:-/tmp}/libsys-onprem-ansible-test/ansible_collections/libsys/onprem"
+readonly LOG_DIR="${BUILD}/test-logs"
+export PATH="${VENV}/bin:${PATH}"
+export ANSIBLE_COLLECTIONS_PATH="${COLLECTIONS}"
+export PYTHONPATH="${COLLECTIONS}${PYTHONPATH:+:${PYTHONPATH}}"
+export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
+
+ALL_STAGES=(lint units sanity-oldest sanity-newest build molecule)
+declare -a SUMMARY=()
+FAILED=0
+
+log() { printf '\n=== %s ===\n' "$*"; }
+
+link_collection() {
+  # The working tree itself is the collection: link it where Ansible looks for it.
+  mkdir -p "${COLLECTIONS}/ansible_collections/libsys"
+  ln -sfn "${ROOT}" "${COLLECTIONS}/ansible_collections/libsys/onprem"
+}
+
+copy_for_ansible_test() {
+  # ansible-test wants a real ansible_collections/NS/NAME tree: copy the files git knows
+  # about (tracked, or untracked and not ignored) that make up the collection and its unit
+  # tests. The development tooling (the same paths galaxy.yml keeps out of the tarball) is
+  # linted by the lint stage instead.
+  rm -rf "${AT_ROOT}"
+  mkdir -p "${AT_ROOT}"
+  (cd "${ROOT}" && git ls-files -co --exclude-standard \
+    | grep -vE '^(tools|molecule|tests/peers|benchmarks|images|requirements|\.ci|\.config)/|^Makefile$' \
+    | rsync -a --files-from=- ./ "${AT_ROOT}/")
+}
+
+stage_lint() {
+  cd "${ROOT}" || return 1
+  local rc=0
+  yamllint --strict . || rc=1
+  ruff check . || rc=1
+  ruff format --check --diff plugins tests benchmarks molecule tools 2>/dev/null || rc=1
+  ansible-lint --offline -q || rc=1
+  tools/gen-role-docs.sh --check || rc=1
+  antsibull-changelog lint || rc=1
+  return $rc
+}
+
+stage_units() {
+  cd "${ROOT}" || return 1
+  python -m pytest -q -n 2 tests/unit
+}
+
+run_ansible_test() {
+  local venv=$1 python=$2; shift 2
+  [[ -x "${venv}/bin/ansible-test" ]] || { echo "missing ${venv}: run tools/setup-host.sh --sanity"; return 2; }
+  copy_for_ansible_test
+  cd "${AT_ROOT}" || return 1
+  local rc=0
+  "${venv}/bin/ansible-test" sanity --local --requirements --python "${python}" --color no "$@" || rc=1
+  if [[ -d tests/unit ]]; then
+    "${venv}/bin/ansible-test" units --local --requirements --python "${python}" --color no || rc=1
+  fi
+  return $rc
+}
+
+stage_sanity-oldest() { run_ansible_test "${BUILD}/venv-core-oldest" 3.10; }
+stage_sanity-newest() { run_ansible_test "${BUILD}/venv-core-newest" 3.12; }
+
+stage_build() {
+  cd "${ROOT}" || return 1
+  local out="${BUILD}/dist" installed="${BUILD}/installed"
+  rm -rf "${out}" "${installed}"
+  mkdir -p "${out}" "${installed}"
+  ansible-galaxy collection build --force --output-path "${out}" . || return 1
+  local tarball
+  tarball=$(ls "${out}"/libsys-onprem-*.tar.gz)
+  # Install with only the target on the collections path, so the working-tree link does not
+  # count as "already installed", then read the docs from what was installed.
+  ANSIBLE_COLLECTIONS_PATH="${installed}" \
+    ansible-galaxy collection install --offline --no-deps --force -p "${installed}" "${tarball}" || return 1
+  [[ -f "${installed}/ansible_collections/libsys/onprem/MANIFEST.json" ]] || { echo "install left no MANIFEST.json"; return 1; }
+  local rc=0 role
+  for role in roles/*/; do
+    role=$(basename "${role}")
+    echo "--- ansible-doc -t role libsys.onprem.${role} (from the installed tarball)"
+    ANSIBLE_COLLECTIONS_PATH="${installed}" ansible-doc -t role "libsys.onprem.${role}" >/dev/null \
+      || { echo "ansible-doc failed for ${role}"; rc=1; }
+  done
+  ANSIBLE_COLLECTIONS_PATH="${installed}" ansible-doc -l libsys.onprem || rc=1
+  return $rc
+}
+
+stage_molecule() {
+  cd "${ROOT}" || return 1
+  local scenarios=${MOLECULE_SCENARIOS:-$(cd molecule && ls -d */ | tr -d / | xargs)}
+  local rc=0 s
+  for s in ${scenarios}; do
+    [[ -f "molecule/${s}/molecule.yml" ]] || continue
+    local start=$SECONDS
+    echo "--- molecule test -s ${s}"
+    if molecule test -s "${s}" >"${LOG_DIR}/molecule-${s}.log" 2>&1 \
+       && ! grep -q 'no tests found' "${LOG_DIR}/molecule-${s}.log"; then
+      echo "    passed in $((SECONDS - start)) s (log: .build/test-logs/molecule-${s}.log)"
+      grep -E '^[0-9]+ passed' "${LOG_DIR}/molecule-${s}.log" | tail -n1 || true
+    else
+      echo "    FAILED in $((SECONDS - start)) s; last lines of .build/test-logs/molecule-${s}.log:"
+      tail -n 60 "${LOG_DIR}/molecule-${s}.log"
+      rc=1
+    fi
+  done
+  return $rc
+}
+
+main() {
+  local stages=("$@")
+  [[ ${#stages[@]} -gt 0 ]] || stages=("${ALL_STAGES[@]}")
+  mkdir -p "${LOG_DIR}"
+  link_collection
+  local total_start=$SECONDS stage
+  for stage in "${stages[@]}"; do
+    declare -F "stage_${stage}" >/dev/null || { echo "unknown stage: ${stage}"; exit 2; }
+    log "${stage}"
+    local start=$SECONDS
+    if ( "stage_${stage}" ); then
+      SUMMARY+=("$(printf '%-14s passed  %5d s' "${stage}" $((SECONDS - start)))")
+    else
+      SUMMARY+=("$(printf '%-14s FAILED  %5d s' "${stage}" $((SECONDS - start)))")
+      FAILED=1
+    fi
+  done
+  log "summary"
+  printf '%s\n' "${SUMMARY[@]}"
+  printf '%-14s %s  %5d s\n' "total" "$([[ $FAILED -eq 0 ]] && echo passed || echo FAILED)" \
+    $((SECONDS - total_start))
+  return $FAILED
+}
+
+main "$@"
