@@ -9,6 +9,8 @@ backend, which is much faster than one Ansible task per command.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -51,3 +53,15 @@ def peer() -> testinfra.host.Host:
     if not names:
         pytest.fail("the scenario has no host in the peers group")
     return podman_host(names[0])
+
+
+def venv_tool(name: str) -> str:
+    """A command of the controller virtualenv that runs these tests (sslyze, ansible-playbook).
+
+    The venv's bin directory, not the interpreter's real path: .venv/bin/python is a link to
+    the base Python, whose directory has none of the venv's commands.
+    """
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed in the controller virtualenv ({path.parent})")
+    return str(path)

@@ -12,8 +12,13 @@ import os
 import subprocess
 import sys
 
+# get-pip.py's own flags; without them it would also install setuptools and wheel, which
+# this stand-in never does.
+GET_PIP_ONLY_FLAGS = {"--no-setuptools", "--no-wheel"}
+
 environment = dict(os.environ)
+arguments = [argument for argument in sys.argv[1:] if argument not in GET_PIP_ONLY_FLAGS]
 ensurepip.bootstrap(upgrade=True)
 # ensurepip points PIP_CONFIG_FILE at /dev/null in this process, which would hide the host's
 # pip settings (index, CA bundle): run pip in a fresh interpreter with the original environment.
-sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", *sys.argv[1:]], env=environment))  # noqa: S603
+sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", *arguments], env=environment))

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The lab: podman containers for the integration host and the simulated peers, on a private
-# podman network that uses a documentation range (203.0.113.0/24), driven by
+# podman network that uses a documentation range (203.0.113.128/25), driven by
 # inventories/lab. Used by `make lab` and `make lab-down`.
 #
 #   tools/lab.sh up     create what is missing, converge site.yml, run preflight and the demo
@@ -9,21 +9,36 @@ set -euo pipefail
 
 readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly NETWORK=libsys-lab
-readonly SUBNET=203.0.113.0/24
+readonly SUBNET=203.0.113.128/25
 readonly REPORT_DIR="${ROOT}/lab-report"
 export PATH="${ROOT}/.venv/bin:${PATH}"
 export ANSIBLE_COLLECTIONS_PATH="${ROOT}/.build/collections"
 export ANSIBLE_CONFIG="${ROOT}/inventories/lab/ansible.cfg"
+export ANSIBLE_ROLES_PATH="${ROOT}/tests/peers/roles"
+# The peer roles of tests/peers read these two, as under Molecule: the repository, and the
+# directory for the lab's own state (test PKI, keys).
+export MOLECULE_PROJECT_DIRECTORY="${ROOT}"
+export MOLECULE_EPHEMERAL_DIRECTORY="${ROOT}/.build/lab"
 
-# name image address: one line per container of the lab.
+# name image address: one line per container of the lab. The vendor's ranges in the lab are
+# 203.0.113.144/28 (cloud, vendor mail relay), the campus is 203.0.113.160/27 (mail hub,
+# kiosk, ASRS); the outsider is in neither.
 readonly CONTAINERS=(
-  "lab-onprem localhost/libsys-onprem/debian:12 203.0.113.10"
-  "lab-cloud localhost/libsys-onprem/peer:12 203.0.113.20"
-  "lab-vendor-relay localhost/libsys-onprem/peer:12 203.0.113.21"
-  "lab-mail-hub localhost/libsys-onprem/peer:12 203.0.113.30"
-  "lab-kiosk localhost/libsys-onprem/peer:12 203.0.113.40"
-  "lab-asrs localhost/libsys-onprem/peer:12 203.0.113.41"
-  "lab-outsider localhost/libsys-onprem/peer:12 203.0.113.99"
+  "lab-onprem localhost/libsys-onprem/debian:12 203.0.113.140"
+  "lab-cloud localhost/libsys-onprem/peer:12 203.0.113.150"
+  "lab-vendor-relay localhost/libsys-onprem/peer:12 203.0.113.151"
+  "lab-mail-hub localhost/libsys-onprem/peer:12 203.0.113.170"
+  "lab-kiosk localhost/libsys-onprem/peer:12 203.0.113.171"
+  "lab-asrs localhost/libsys-onprem/peer:12 203.0.113.172"
+  "lab-outsider localhost/libsys-onprem/peer:12 203.0.113.200"
+)
+
+# Names the lab's services use for each other (no DNS server in the lab: /etc/hosts).
+readonly HOST_ENTRIES=(
+  onprem.library.example.edu:203.0.113.140
+  cloud.example.org:203.0.113.150
+  relay.vendor.example.org:203.0.113.151
+  hub.library.example.edu:203.0.113.170
 )
 
 log() { printf '[lab] %s\n' "$*" >&2; }
@@ -34,8 +49,10 @@ link_collection() {
 }
 
 start_containers() {
-  podman network exists "${NETWORK}" \
-    || podman network create --subnet "${SUBNET}" "${NETWORK}" >/dev/null
+  if ! podman network exists "${NETWORK}"; then
+    python3 "${ROOT}/tools/check-subnet.py" "${SUBNET}" || exit 1
+    podman network create --subnet "${SUBNET}" "${NETWORK}" >/dev/null
+  fi
   local line name image address
   for line in "${CONTAINERS[@]}"; do
     read -r name image address <<<"${line}"
@@ -44,7 +61,9 @@ start_containers() {
       continue
     fi
     mkdir -p "/var/cache/libsys-onprem/apt/lab-${name}"
-    podman run -d --name "${name}" --hostname "${name}" \
+    local add_hosts=() entry
+    for entry in "${HOST_ENTRIES[@]}"; do add_hosts+=(--add-host "${entry}"); done
+    podman run -d --name "${name}" --hostname "${name}" "${add_hosts[@]}" \
       --network "${NETWORK}" --ip "${address}" \
       --systemd=always --cap-add NET_ADMIN \
       --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
@@ -56,7 +75,8 @@ start_containers() {
   for line in "${CONTAINERS[@]}"; do
     read -r name _ _ <<<"${line}"
     local tries=0
-    until podman exec "${name}" systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'; do
+    # "degraded" is fine: a peer image carries services (postfix) that its role configures later.
+    until [[ "$(podman exec "${name}" systemctl is-system-running 2>/dev/null)" =~ ^(running|degraded)$ ]]; do
       ((tries++ < 60)) || { log "${name}: systemd did not come up"; return 1; }
       sleep 1
     done
@@ -79,7 +99,7 @@ up() {
   start_containers
   run_play "Set up the simulated peers" "${ROOT}/tests/peers/lab.yml"
   run_play "Converge playbooks/site.yml" "${ROOT}/playbooks/site.yml"
-  if [[ -x "${ROOT}/tools/lab-demo.py" ]]; then
+  if [[ -f "${ROOT}/tools/lab-demo.py" ]]; then
     log "end-to-end demo"
     "${ROOT}/.venv/bin/python" "${ROOT}/tools/lab-demo.py" --report-dir "${REPORT_DIR}"
   fi

@@ -11,6 +11,7 @@ address=$(awk '$1 == "ip:" {print $2; exit}' "$file")
 if [[ -n "$network" && -n "$address" ]] && ! podman network exists "$network"; then
   IFS=. read -r a b c d <<<"$address"
   subnet="${a}.${b}.${c}.$((d / 32 * 32))/27"
+  python3 "$(dirname "${BASH_SOURCE[0]}")/check-subnet.py" "$subnet"
   podman network create --subnet "$subnet" "$network" >/dev/null
   echo "created podman network ${network} (${subnet})"
 fi

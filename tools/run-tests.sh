@@ -50,7 +50,7 @@ stage_lint() {
   yamllint --strict . || rc=1
   ruff check . || rc=1
   ruff format --check --diff plugins tests benchmarks molecule tools 2>/dev/null || rc=1
-  ansible-lint --offline -q || rc=1
+  ANSIBLE_ROLES_PATH="${ROOT}/tests/peers/roles" ansible-lint --offline -q || rc=1
   tools/gen-role-docs.sh --check || rc=1
   antsibull-changelog lint || rc=1
   return $rc
@@ -101,23 +101,36 @@ stage_build() {
   return $rc
 }
 
+run_scenario() {
+  local s=$1 start=$SECONDS log="${LOG_DIR}/molecule-$1.log"
+  if molecule test -s "${s}" >"${log}" 2>&1 && ! grep -q 'no tests found' "${log}"; then
+    echo "--- molecule ${s}: passed in $((SECONDS - start)) s ($(grep -hoE '[0-9]+ passed[^=]*' "${log}" | tail -n1))"
+  else
+    echo "--- molecule ${s}: FAILED in $((SECONDS - start)) s; last lines of .build/test-logs/molecule-${s}.log:"
+    tail -n 60 "${log}"
+    return 1
+  fi
+}
+
 stage_molecule() {
+  # Scenarios use separate networks and container names, so they can run side by side;
+  # MOLECULE_JOBS of them at a time (default 2: the containers mostly wait on apt and
+  # services, not on the CPU).
   cd "${ROOT}" || return 1
   local scenarios=${MOLECULE_SCENARIOS:-$(cd molecule && ls -d */ | tr -d / | xargs)}
-  local rc=0 s
+  local jobs=${MOLECULE_JOBS:-2} rc=0 s running=0
   for s in ${scenarios}; do
-    [[ -f "molecule/${s}/molecule.yml" ]] || continue
-    local start=$SECONDS
-    echo "--- molecule test -s ${s}"
-    if molecule test -s "${s}" >"${LOG_DIR}/molecule-${s}.log" 2>&1 \
-       && ! grep -q 'no tests found' "${LOG_DIR}/molecule-${s}.log"; then
-      echo "    passed in $((SECONDS - start)) s (log: .build/test-logs/molecule-${s}.log)"
-      grep -E '^[0-9]+ passed' "${LOG_DIR}/molecule-${s}.log" | tail -n1 || true
-    else
-      echo "    FAILED in $((SECONDS - start)) s; last lines of .build/test-logs/molecule-${s}.log:"
-      tail -n 60 "${LOG_DIR}/molecule-${s}.log"
-      rc=1
+    [[ -f "molecule/${s}/molecule.yml" ]] || { echo "no scenario molecule/${s}"; rc=1; continue; }
+    if ((running >= jobs)); then
+      wait -n || rc=1
+      ((running--))
     fi
+    run_scenario "${s}" &
+    ((running++))
+  done
+  while ((running > 0)); do
+    wait -n || rc=1
+    ((running--))
   done
   return $rc
 }

@@ -18,6 +18,7 @@ import re
 import xml.etree.ElementTree as ET  # builds XML only, never parses input
 from decimal import Decimal
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
 
@@ -61,9 +62,13 @@ PROTOCOL_OF_PROBE = {
 }
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOCAL_NOTE = "checked locally (listen only)"
+INSIDE_NOTE = "probed from the host itself (no outside probe host)"
 # (upper bound of named users or None, MB per user): the vendor's "Bandwidth Requirements".
 BANDWIDTH_TIERS = ((50, Decimal("0.025")), (200, Decimal("0.015")), (None, Decimal("0.01")))
 NOT_RUN = "not_run"
+# CUPS device URI schemes of libsys.onprem.print_proxy that reach a printer over the network.
+PRINTER_SCHEMES = {"ipp": (631, "IPP"), "ipps": (631, "IPPS"), "socket": (9100, "Raw socket"), "lpd": (515, "LPD")}
+PRINT_INTEGRATION = "Email (print via email messages)"
 
 
 def _is_port(value: Any) -> bool:
@@ -191,7 +196,10 @@ class _Plan:
         endpoint = {k: v for k, v in endpoint.items() if v is not None}
         if self.timeout is not None:
             endpoint.setdefault("timeout", self.timeout)
-        if direction == "inbound" and not self.outside:
+        if direction == "inbound" and not self.outside and endpoint.get("host"):
+            # A service on another host (given by the site) and nobody outside: probe it from here.
+            probe_from, note = "host", INSIDE_NOTE
+        elif direction == "inbound" and not self.outside:
             # No host outside to probe from: prove at least that the service listens here.
             local = {"name": name, "port": endpoint["port"], "probe": "listen"}
             for key in ("required", "timeout", "listen_address"):
@@ -364,6 +372,66 @@ class _Plan:
                 "mail_relay relayhost",
             )
 
+    def print_proxy(self, printers: Any, smtp_port: int) -> None:
+        if not isinstance(printers, list):
+            self.errors.append("print_proxy printers: expected a list, got %s" % type(printers).__name__)
+            return
+        if not printers:
+            return
+        if "mail-relay-smtp" not in self.names:
+            self.add(
+                {
+                    "integration": PRINT_INTEGRATION,
+                    "initiator": self.vendor,
+                    "target": "Print proxy (%s)" % self.host,
+                    "protocol": "SMTP",
+                },
+                {"name": "print-proxy-smtp", "port": smtp_port, "probe": "smtp"},
+                "inbound",
+                "print_proxy",
+            )
+        if any(isinstance(p, dict) and p.get("mode") in ("mailbox", "both") for p in printers):
+            self.add(
+                {
+                    "integration": PRINT_INTEGRATION,
+                    "initiator": "Print-proxy software (campus)",
+                    "target": "Print proxy mailboxes (%s)" % self.host,
+                    "protocol": "IMAPS",
+                },
+                {"name": "print-proxy-imaps", "port": 993, "probe": "listen"},
+                "local",
+                "print_proxy",
+            )
+        for index, printer in enumerate(printers):
+            label = _label("print_proxy_printers", index, printer)
+            if not isinstance(printer, dict) or not printer.get("name"):
+                self.errors.append("%s: expected a dict with a name" % label)
+                continue
+            uri = printer.get("device_uri") or ""
+            scheme = uri.split(":", 1)[0].lower()
+            if scheme not in PRINTER_SCHEMES:
+                continue  # mailbox printers and cups-pdf queues have no network path
+            try:
+                parts = urlsplit(uri)
+                host, port = parts.hostname, parts.port or PRINTER_SCHEMES[scheme][0]
+            except ValueError as exc:
+                self.errors.append("%s: device_uri %r is not a valid URI (%s)" % (label, uri, exc))
+                continue
+            if not host:
+                self.errors.append("%s: device_uri %r has no host" % (label, uri))
+                continue
+            self.add(
+                {
+                    "integration": PRINT_INTEGRATION,
+                    "initiator": "Print proxy (%s)" % self.host,
+                    "target": "Printer %s (%s)" % (printer["name"], host),
+                    "protocol": PRINTER_SCHEMES[scheme][1],
+                },
+                {"name": "print-proxy-printer-%s" % printer["name"], "host": host, "port": port, "probe": "tcp"},
+                "outbound",
+                label,
+            )
+
     def listed(self, what: str, entries: Any, default_direction: str) -> None:
         if not isinstance(entries, list):
             self.errors.append("%s: expected a list, got %s" % (what, type(entries).__name__))
@@ -403,7 +471,8 @@ def preflight_plan(inputs: dict[str, Any]) -> list[dict[str, Any]]:
     ``inputs`` keys: host, vendor, inbound_address, outside_probe_host, timeout,
     stunnel_tunnels, stunnel_cloud_port, stunnel_client_tls (ca_path, client_cert_path,
     client_key_path), sftp_drop_port (None: no S/FTP drop), mail_relay_ports (list),
-    mail_relay_relayhost, ehlo_name, vendor_endpoints, extra_endpoints.
+    mail_relay_relayhost, ehlo_name, print_proxy_printers, print_proxy_smtp_port,
+    vendor_endpoints, extra_endpoints.
     """
     if not isinstance(inputs, dict):
         raise AnsibleFilterError("preflight_plan: expected a dict of inputs, got %s" % type(inputs).__name__)
@@ -418,6 +487,7 @@ def preflight_plan(inputs: dict[str, Any]) -> list[dict[str, Any]]:
     plan.mail_relay(
         inputs.get("mail_relay_ports") or [], inputs.get("mail_relay_relayhost") or "", inputs.get("ehlo_name")
     )
+    plan.print_proxy(inputs.get("print_proxy_printers") or [], inputs.get("print_proxy_smtp_port") or 25)
     if plan.errors:
         raise AnsibleFilterError(
             "preflight: %d problem(s), nothing was probed: %s" % (len(plan.errors), "; ".join(plan.errors))
@@ -511,8 +581,8 @@ def _result_text(row: dict[str, Any]) -> str:
             "" if row["required"] else " (optional)",
             row.get("message") or "",
         )
-    if row.get("note") == LOCAL_NOTE:
-        text = "%s: %s" % (LOCAL_NOTE, text)
+    if row.get("note") in (LOCAL_NOTE, INSIDE_NOTE):
+        text = "%s: %s" % (row["note"], text)
     return text
 
 

@@ -1,0 +1,355 @@
+"""sftp_drop: a real cloud-side client (OpenSSH sftp and paramiko) pushes and pulls files,
+every escape is refused, the outsider is refused by nftables and by sshd, the accounts
+changed in side_effect behave, ssh-audit finds no failure, administrators keep their access."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+from conftest import hosts_in, podman_host
+
+TARGETS = {
+    "onprem-sftp-deb12": "198.51.100.106",
+    "onprem-sftp-deb13": "198.51.100.107",
+}
+HOSTS = [name for name in hosts_in("integration_hosts") if name in TARGETS]
+CLIENT = hosts_in("sftp_clients")[0]
+OUTSIDER = hosts_in("outsiders")[0]
+SSH_OPTS = (
+    "-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+    "-o ConnectTimeout=20 -o LogLevel=ERROR"
+)
+
+PARAMIKO_ROUNDTRIP = r"""
+import io, sys, paramiko
+host, user, key, name = sys.argv[1:5]
+client = paramiko.SSHClient()
+client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+pkey = paramiko.Ed25519Key.from_private_key_file(key)
+client.connect(host, username=user, pkey=pkey, look_for_keys=False, allow_agent=False, timeout=10)
+sftp = client.open_sftp()
+payload = ("paramiko " + name + "\n").encode()
+sftp.putfo(io.BytesIO(payload), "incoming/" + name)
+back = io.BytesIO()
+sftp.getfo("incoming/" + name, back)
+assert back.getvalue() == payload, back.getvalue()
+print(" ".join(sorted(sftp.listdir("/"))))
+client.close()
+"""
+
+
+def client():
+    return podman_host(CLIENT)
+
+
+def sftp_batch(peer, address: str, user: str, commands: list[str], key: str | None = None):
+    script = "\n".join(commands) + "\n"
+    return peer.run(
+        f"printf %s {shlex.quote(script)} | sftp -b - -i /root/.ssh/{key or user} {SSH_OPTS} {user}@{address}"
+    )
+
+
+def ssh(
+    peer, address: str, user: str, options: str = "", command: str = "", *, key: str | None = None, timeout: int = 60
+):
+    return peer.run(
+        f"timeout {timeout} ssh -i /root/.ssh/{key or user} {SSH_OPTS} {options} {user}@{address} {command} < /dev/null"
+    )
+
+
+@pytest.fixture(params=HOSTS)
+def target(request):
+    return request.param, TARGETS[request.param]
+
+
+def test_push_and_pull_with_openssh_sftp_and_consumer_access(target) -> None:
+    name, address = target
+    host, peer = podman_host(name), client()
+    tag = uuid.uuid4().hex[:8]
+    peer.check_output(f"echo payload-{tag} > /tmp/push-{tag}.txt")
+    put = sftp_batch(
+        peer,
+        address,
+        "vendor-sis",
+        [f"put /tmp/push-{tag}.txt incoming/push-{tag}.txt", f"get incoming/push-{tag}.txt /tmp/pull-{tag}.txt"],
+    )
+    assert put.rc == 0, put.stderr
+    assert peer.check_output(f"cat /tmp/pull-{tag}.txt") == f"payload-{tag}"
+    landed = host.file(f"/srv/sftp-drop/vendor-sis/incoming/push-{tag}.txt")
+    assert landed.user == "vendor-sis" and landed.group == "sftp-consumers"
+    assert landed.mode & 0o007 == 0, oct(landed.mode)  # umask 0007: nothing for others
+    # The campus consumer reads incoming files and writes outgoing ones, the vendor pulls them.
+    assert host.check_output(f"runuser -u sis-import -- cat {landed.path}") == f"payload-{tag}"
+    host.check_output(
+        f"runuser -u sis-import -- sh -c 'umask 0007; echo report-{tag} > "
+        f"/srv/sftp-drop/vendor-sis/outgoing/report-{tag}.txt'"
+    )
+    pull = sftp_batch(peer, address, "vendor-sis", [f"get outgoing/report-{tag}.txt /tmp/report-{tag}.txt"])
+    assert pull.rc == 0, pull.stderr
+    assert peer.check_output(f"cat /tmp/report-{tag}.txt") == f"report-{tag}"
+
+
+def test_push_and_pull_with_paramiko(target) -> None:
+    name, address = target
+    tag = f"paramiko-{uuid.uuid4().hex[:8]}.txt"
+    out = client().run(f"python3 -c {shlex.quote(PARAMIKO_ROUNDTRIP)} {address} vendor-sis /root/.ssh/vendor-sis {tag}")
+    assert out.rc == 0, out.stderr
+    # The jail shows the account's directories and nothing of the host.
+    # (dev/ holds only the root-owned syslog socket that internal-sftp logs through.)
+    assert out.stdout.split() == ["archive", "dev", "incoming", "outgoing"]
+    assert podman_host(name).file(f"/srv/sftp-drop/vendor-sis/incoming/{tag}").exists
+
+
+def test_transfers_are_logged_to_the_journal(target) -> None:
+    name, address = target
+    tag = f"logged-{uuid.uuid4().hex[:8]}.txt"
+    peer = client()
+    peer.check_output(f"echo x > /tmp/{tag}")
+    assert sftp_batch(peer, address, "vendor-sis", [f"put /tmp/{tag} incoming/{tag}"]).rc == 0
+    journal = podman_host(name).check_output("journalctl --no-pager -q --since -2min -t internal-sftp -t sshd")
+    assert f'open "/incoming/{tag}"' in journal, journal[-2000:]
+    assert "session opened for local user vendor-sis" in journal
+
+
+def test_hook_runs_when_a_file_lands_in_incoming(target) -> None:
+    name, address = target
+    tag = f"hooked-{uuid.uuid4().hex[:8]}.txt"
+    peer = client()
+    peer.check_output(f"echo x > /tmp/{tag}")
+    assert sftp_batch(peer, address, "vendor-sis", [f"put /tmp/{tag} incoming/{tag}"]).rc == 0
+    host = podman_host(name)
+    listing = host.run(
+        f"for i in $(seq 1 20); do grep -qx {tag} /srv/campus-import/hook-vendor-sis.list 2>/dev/null "
+        "&& break; sleep 0.5; done; cat /srv/campus-import/hook-vendor-sis.list"
+    )
+    assert tag in listing.stdout.split(), listing.stdout
+    assert host.file("/srv/campus-import/hook-vendor-sis.list").user == "sis-import"
+
+
+def test_outsider_is_dropped_by_the_firewall(target) -> None:
+    _, address = target
+    outcome = podman_host(OUTSIDER).run(f"nc -z -w 3 {address} 22")
+    assert outcome.rc != 0
+    # The allowed client reaches the same port.
+    assert client().run(f"nc -z -w 3 {address} 22").rc == 0
+
+
+def test_outsider_is_refused_by_sshd_too(target) -> None:
+    name, address = target
+    host = podman_host(name)
+    host.check_output("nft delete table inet libsys_sftp_drop")
+    try:
+        outsider = podman_host(OUTSIDER)
+        assert outsider.run(f"nc -z -w 3 {address} 22").rc == 0, "firewall table still in place"
+        attempt = sftp_batch(outsider, address, "vendor-sis", ["ls"])
+        assert attempt.rc != 0
+        assert "Permission denied" in attempt.stderr
+    finally:
+        host.check_output("systemctl restart libsys-onprem-nftables.service")
+    assert "table inet libsys_sftp_drop" in host.check_output("nft list tables")
+
+
+def test_account_is_limited_to_its_own_sources(target) -> None:
+    _, address = target
+    attempt = sftp_batch(client(), address, "vendor-edi", ["ls"])
+    assert attempt.rc != 0
+    assert "Permission denied" in attempt.stderr
+
+
+def test_no_shell_and_no_tty(target) -> None:
+    _, address = target
+    for options, command in (("", "id"), ("-tt", "id"), ("-tt", "/bin/sh -c id"), ("", "cat /etc/passwd")):
+        result = ssh(client(), address, "vendor-sis", options, command, timeout=60)
+        assert "uid=" not in result.stdout and "root:x:0" not in result.stdout, (command, result.stdout)
+    # The same command as the administrator does run: the test can tell a shell from none.
+    assert "uid=0" in ssh(client(), address, "root", "", "id", key="admin").stdout
+    tty = ssh(client(), address, "vendor-sis", "-tt", "id", timeout=60)
+    assert "PTY allocation request failed" in tty.stderr, tty.stderr
+
+
+def test_local_and_dynamic_forwarding_are_refused(target) -> None:
+    _, address = target
+    peer = client()
+    for port, flag in ((40101, "-L 127.0.0.1:40101:127.0.0.1:22"), (40102, "-D 127.0.0.1:40102")):
+        started = peer.run(
+            f"ssh -N -o ExitOnForwardFailure=yes {flag} -i /root/.ssh/vendor-sis {SSH_OPTS} "
+            f"vendor-sis@{address} </dev/null >/dev/null 2>&1 & echo $!"
+        )
+        pid = started.stdout.strip()
+        assert started.rc == 0 and pid.isdigit(), started.stderr
+        try:
+            peer.run(f"for i in $(seq 1 20); do nc -z 127.0.0.1 {port} && break; sleep 0.5; done")
+            if flag.startswith("-L"):
+                probe = peer.run(f"timeout 5 nc -w 3 127.0.0.1 {port} < /dev/null")
+            else:
+                probe = peer.run(f"timeout 5 nc -w 3 -X 5 -x 127.0.0.1:{port} 127.0.0.1 22 < /dev/null")
+            assert "SSH-2.0" not in probe.stdout, (flag, probe.stdout)
+        finally:
+            peer.run(f"kill {pid}")
+
+
+def test_remote_forwarding_is_refused(target) -> None:
+    _, address = target
+    result = ssh(client(), address, "vendor-sis", "-N -o ExitOnForwardFailure=yes -R 40103:127.0.0.1:22", timeout=60)
+    assert result.rc not in (0, 124), result
+    assert "forwarding failed" in result.stderr, result.stderr
+
+
+def test_jail_hides_the_host_and_other_accounts(target) -> None:
+    name, address = target
+    peer = client()
+    peer.run("rm -f /root/stolen-*")
+    for path in (
+        "/etc/passwd",
+        "../../etc/passwd",
+        "/srv/sftp-drop/vendor-erp/incoming",
+        "../vendor-erp/incoming",
+        "/vendor-erp",
+    ):
+        attempt = sftp_batch(peer, address, "vendor-sis", [f"get -r {path} /root/stolen-x"])
+        assert attempt.rc != 0, path
+    assert not peer.file("/root/stolen-x").exists
+    listing = sftp_batch(peer, address, "vendor-sis", ["cd ..", "cd ..", "pwd", "ls -1a"])
+    assert listing.rc == 0, listing.stderr
+    assert "Remote working directory: /" in listing.stdout
+    assert "vendor-erp" not in listing.stdout and "etc" not in listing.stdout.split()
+    # Another account's files are not reachable from the host's side either (mode 2770).
+    assert podman_host(name).run("runuser -u vendor-sis -s /bin/sh -- ls /srv/sftp-drop/vendor-erp/incoming").rc != 0
+
+
+def test_symlink_and_hardlink_creation_is_denied(target) -> None:
+    name, address = target
+    tag = uuid.uuid4().hex[:8]
+    peer = client()
+    peer.check_output(f"echo x > /tmp/link-{tag}")
+    assert sftp_batch(peer, address, "vendor-sis", [f"put /tmp/link-{tag} incoming/link-{tag}"]).rc == 0
+    for command in (
+        f"symlink / incoming/root-{tag}",
+        f"ln -s / incoming/root-{tag}",
+        f"ln incoming/link-{tag} incoming/hard-{tag}",
+    ):
+        attempt = sftp_batch(peer, address, "vendor-sis", [command])
+        assert attempt.rc != 0, command
+    host = podman_host(name)
+    assert not host.file(f"/srv/sftp-drop/vendor-sis/incoming/root-{tag}").exists
+    assert not host.file(f"/srv/sftp-drop/vendor-sis/incoming/hard-{tag}").exists
+
+
+def test_password_login_is_not_offered_to_drop_accounts(target) -> None:
+    _, address = target
+    no_key = "-o PubkeyAuthentication=no -o PreferredAuthentications=password,keyboard-interactive"
+    drop = ssh(client(), address, "vendor-sis", no_key)
+    assert drop.rc != 0
+    assert "Permission denied (publickey)" in drop.stderr, drop.stderr
+    # cloud-init's drop-in still applies to everybody else: the Match block is what protects.
+    admin = ssh(client(), address, "root", no_key, key="admin")
+    assert "password" in admin.stderr, admin.stderr
+
+
+def test_administrators_keep_their_shell(target) -> None:
+    _, address = target
+    result = ssh(client(), address, "root", "", "id -u", key="admin")
+    assert result.rc == 0, result.stderr
+    assert result.stdout.strip() == "0"
+
+
+def test_legacy_ssh_rsa_signatures_are_off_by_default(target) -> None:
+    _, address = target
+    peer = client()
+    modern = sftp_batch(peer, address, "vendor-erp", ["ls"])
+    assert modern.rc == 0, modern.stderr
+    legacy = peer.run(
+        f"printf 'ls\\n' | sftp -b - -o PubkeyAcceptedAlgorithms=ssh-rsa -i /root/.ssh/vendor-erp "
+        f"{SSH_OPTS} vendor-erp@{address}"
+    )
+    assert legacy.rc != 0
+    assert "Permission denied" in legacy.stderr
+
+
+def test_read_only_directory_refuses_uploads(target) -> None:
+    _, address = target
+    peer = client()
+    peer.check_output("echo x > /tmp/ro.txt")
+    assert sftp_batch(peer, address, "vendor-erp", ["put /tmp/ro.txt reports/ro.txt"]).rc != 0
+    assert sftp_batch(peer, address, "vendor-erp", ["put /tmp/ro.txt incoming/rw.txt"]).rc == 0
+
+
+def test_removed_account_is_disabled_and_its_files_kept(target) -> None:
+    name, address = target
+    host = podman_host(name)
+    attempt = sftp_batch(client(), address, "vendor-old", ["ls"])
+    assert attempt.rc != 0
+    assert "Permission denied" in attempt.stderr
+    assert host.file("/srv/sftp-drop/vendor-old/incoming/kept.txt").exists
+    assert not host.file("/etc/ssh/sftp-drop-keys/vendor-old").exists
+    shadow = host.check_output("getent shadow vendor-old").split(":")
+    assert shadow[1].startswith("!")
+    assert shadow[7] == "1"  # expired on day 1 of the epoch
+
+
+def test_purged_account_is_gone_and_new_account_works(target) -> None:
+    name, address = target
+    host = podman_host(name)
+    assert not host.user("vendor-gone").exists
+    assert not host.file("/srv/sftp-drop/vendor-gone").exists
+    assert sftp_batch(client(), address, "vendor-gone", ["ls"]).rc != 0
+    new = sftp_batch(client(), address, "vendor-new", ["ls -1"])
+    assert new.rc == 0, new.stderr
+    assert "incoming" in new.stdout
+
+
+def test_retention_archives_processed_files_and_deletes_expired_ones(target) -> None:
+    name, _ = target
+    host = podman_host(name)
+    base = "/srv/sftp-drop/vendor-erp"
+    assert host.file(f"{base}/archive/processed.csv").exists
+    assert not host.file(f"{base}/incoming/processed.csv").exists
+    assert host.file(f"{base}/incoming/fresh.csv").exists
+    assert not host.file(f"{base}/archive/expired.csv").exists
+    assert host.service("libsys-sftp-drop-retention.timer").is_enabled
+
+
+def test_evaluated_configuration_turns_password_off_for_drop_accounts(target) -> None:
+    name, address = target
+    evaluated = podman_host(name).check_output(
+        f"sshd -T -C user=vendor-sis,addr=198.51.100.112,host=x,laddr={address},lport=22"
+    )
+    settings = dict(line.split(" ", 1) for line in evaluated.splitlines() if " " in line)
+    assert settings["passwordauthentication"] == "no"
+    assert settings["kbdinteractiveauthentication"] == "no"
+    assert settings["chrootdirectory"] == "/srv/sftp-drop/%u"
+    assert settings["forcecommand"].startswith("internal-sftp")
+
+
+def _ssh_audit() -> list[str]:
+    found = shutil.which("ssh-audit", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if not found:
+        pytest.fail("ssh-audit is not installed on the controller")
+    usage = subprocess.run([found, "-h"], capture_output=True, text=True, check=False).stdout
+    if "ssh-audit v1." in usage or "ssh-audit v2." in usage:
+        pytest.fail(f"{found} is ssh-audit 2.x, which misreads OpenSSH 10 and strict kex; install ssh-audit>=3")
+    return [found]
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_ssh_audit_reports_no_failure(name: str) -> None:
+    command = [*_ssh_audit(), "-jj", "-p", "22", TARGETS[name]]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode in (0, 2), (result.returncode, result.stdout[-2000:], result.stderr)  # good or warnings
+    report = json.loads(result.stdout)
+    failures = [
+        entry["algorithm"]
+        for kind in ("kex", "key", "enc", "mac")
+        for entry in report.get(kind, [])
+        if entry.get("notes", {}).get("fail")
+    ]
+    assert failures == []
+    assert "critical" not in report.get("recommendations", {})
+    assert [cve for cve in report.get("cves", []) if cve.get("cvssv2", 0) >= 7.0] == []

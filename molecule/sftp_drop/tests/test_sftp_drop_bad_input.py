@@ -1,0 +1,147 @@
+"""Bad input fails in validate.yml, naming the entry, before anything on the host changes; a
+candidate drop-in that loses to a weaker drop-in is refused and the running config stays."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+from conftest import hosts_in, podman_host
+
+HOST = sorted(hosts_in("integration_hosts"))[0]
+SCENARIO = pathlib.Path(__file__).resolve().parent.parent
+STATE = (
+    "md5sum /etc/ssh/sshd_config.d/00-libsys-sftp-drop.conf /etc/ssh/sftp-drop-keys/* "
+    "/etc/libsys-onprem/nftables.d/sftp_drop.nft; getent passwd | sort; getent shadow | sort; "
+    "find /srv/sftp-drop | sort"
+)
+
+
+def _key(name: str) -> str:
+    key_dir = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "sftp-keys"
+    return (key_dir / f"{name}.pub").read_text(encoding="utf-8").strip()
+
+
+def _account(name: str, **extra) -> dict:
+    return {"name": name, "public_keys": [_key("vendor-sis")], **extra}
+
+
+def _run_role(tmp_path: pathlib.Path, accounts: list[dict]) -> subprocess.CompletedProcess:
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps({"sftp_drop_accounts": accounts}), encoding="utf-8")
+    command = [
+        "ansible-playbook",
+        "-i",
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        "--limit",
+        HOST,
+        "-e",
+        f"@{extra}",
+        str(SCENARIO / "converge.yml"),
+    ]
+    env = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="json", NO_COLOR="1")
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
+
+
+def _output(result: subprocess.CompletedProcess) -> str:
+    """stdout and stderr with whitespace runs folded, so wrapped messages still match."""
+    return " ".join((result.stdout + " " + result.stderr).split())
+
+
+def _role_changes(result: subprocess.CompletedProcess) -> list[str]:
+    """Tasks of this role that reported a change (the nftables dependency runs before it)."""
+    changed = []
+    for block in result.stdout.split("TASK [")[1:]:
+        title, _, body = block.partition("]")
+        if title.startswith("libsys.onprem.sftp_drop :") and "\nchanged:" in body:
+            changed.append(title)
+    return changed
+
+
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl x@example.org"
+RSA_LABEL_ON_ED25519_DATA = ED25519.replace("ssh-ed25519", "ssh-rsa", 1)
+
+
+def _cases() -> list[tuple[str, list[dict], str]]:
+    return [
+        (
+            "invalid name",
+            [{"name": "Vendor SIS", "public_keys": [ED25519]}],
+            "sftp_drop_accounts[1] (name: Vendor SIS): the name must start",
+        ),
+        (
+            "malformed key base64",
+            [{"name": "vendor-bad", "public_keys": ["ssh-ed25519 AAAA*notbase64 x"]}],
+            "(name: vendor-bad): public_keys[0] (ssh-ed25519) is not valid base64",
+        ),
+        (
+            "key type does not match key data",
+            [{"name": "vendor-bad", "public_keys": [RSA_LABEL_ON_ED25519_DATA]}],
+            "(name: vendor-bad): public_keys[0] is malformed",
+        ),
+        (
+            "key with options",
+            [{"name": "vendor-bad", "public_keys": ['command="/bin/sh" ' + ED25519]}],
+            "(name: vendor-bad): public_keys[0] is not",
+        ),
+        (
+            "invalid CIDR",
+            [{"name": "vendor-bad", "public_keys": [ED25519], "allowed_sources": ["198.51.100.300/24"]}],
+            "sftp_drop_accounts[1] (name: vendor-bad).allowed_sources[0]",
+        ),
+        (
+            "CIDR with host bits",
+            [{"name": "vendor-bad", "public_keys": [ED25519], "allowed_sources": ["198.51.100.113/29"]}],
+            "has host bits set",
+        ),
+        (
+            "duplicate accounts",
+            [{"name": "vendor-dup", "public_keys": [ED25519]}, {"name": "vendor-dup", "public_keys": [ED25519]}],
+            "duplicate account name(s): vendor-dup",
+        ),
+        (
+            "directory outside the jail",
+            [{"name": "vendor-bad", "public_keys": [ED25519], "directories": [{"name": "../../etc"}]}],
+            "(name: vendor-bad): directories[0] '../../etc' must be a relative path inside the jail",
+        ),
+        (
+            "name of an existing system user",
+            [{"name": "sis-import", "public_keys": [ED25519]}],
+            "(name: sis-import): a local user of that name exists",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("case", "accounts", "message"), _cases(), ids=[c[0] for c in _cases()])
+def test_bad_input_fails_before_any_change(tmp_path, case: str, accounts: list[dict], message: str) -> None:
+    host = podman_host(HOST)
+    before = host.check_output(STATE)
+    # Not in check mode: if validation let the entry through, the run would change the host.
+    result = _run_role(tmp_path, [_account("vendor-sis"), *accounts])
+    assert result.returncode != 0, f"{case}: the role accepted it"
+    assert message in _output(result), _output(result)[-3000:]
+    assert _role_changes(result) == []
+    assert host.check_output(STATE) == before
+
+
+def test_weaker_drop_in_sorting_first_is_refused_and_running_config_kept(tmp_path) -> None:
+    host = podman_host(HOST)
+    weak = "/etc/ssh/sshd_config.d/00-aaa-weak.conf"
+    host.check_output(f"printf 'Match Group sftp-drop\\n    PasswordAuthentication yes\\n' > {weak}")
+    try:
+        before = host.check_output("md5sum /etc/ssh/sshd_config.d/00-libsys-sftp-drop.conf")
+        # A change (one more account) so the drop-in is rendered again and checked.
+        result = _run_role(tmp_path, [_account("vendor-sis"), _account("vendor-extra")])
+        assert result.returncode != 0
+        assert "passwordauthentication is 'yes', expected 'no'" in _output(result), _output(result)[-3000:]
+        assert host.check_output("md5sum /etc/ssh/sshd_config.d/00-libsys-sftp-drop.conf") == before
+        assert "vendor-extra" not in host.file("/etc/ssh/sshd_config.d/00-libsys-sftp-drop.conf").content_string
+    finally:
+        host.check_output(
+            f"rm -f {weak}; userdel vendor-extra 2>/dev/null || true; "
+            "rm -rf /srv/sftp-drop/vendor-extra /etc/ssh/sftp-drop-keys/vendor-extra"
+        )
+    assert host.run("sshd -t").rc == 0

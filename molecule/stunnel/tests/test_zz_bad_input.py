@@ -1,0 +1,110 @@
+"""Bad input fails before any change, and a configuration that stunnel refuses (dry run) or
+that does not start never replaces a working tunnel. Runs last (it re-runs the role)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from conftest import hosts_in, podman_host
+
+HOST = "onprem-stunnel-deb12"
+EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
+PKI = os.path.join(EPHEMERAL, "pki")
+CONVERGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "converge.yml")
+GOOD_TUNNELS = [
+    {"name": "sip2", "mode": "client", "accept_port": 6001, "connect_host": "cloud.example.org"},
+    {"name": "sip2-foreign-ca", "mode": "client", "accept_port": 6002, "connect_host": "cloud.example.org",
+     "connect_port": 6444},
+    {"name": "sip2-wrong-name", "mode": "client", "accept_port": 6003, "connect_host": "cloud.example.org",
+     "connect_port": 6445},
+    {"name": "asrs-in", "mode": "server", "accept_port": 5001, "connect_host": "198.51.100.78", "connect_port": 4000,
+     "allowed_sources": ["198.51.100.80/29", "198.51.100.65/32"]},
+]
+FINGERPRINT = (
+    "find /etc/stunnel /etc/libsys-onprem /etc/systemd/system -type f -print0 | sort -z | xargs -0 sha256sum; "
+    "systemctl show -p MainPID 'stunnel-libsys@*.service'; nft list table inet libsys_stunnel"
+)
+
+
+def tunnels(**change) -> list[dict]:
+    first = dict(GOOD_TUNNELS[0], **change)
+    return [first, *GOOD_TUNNELS[1:]]
+
+
+def run_role(extra: dict) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(EPHEMERAL, "ansible.cfg"), NO_COLOR="1",
+               ANSIBLE_FORCE_COLOR="0")
+    return subprocess.run(
+        ["ansible-playbook", "-i", os.path.join(EPHEMERAL, "inventory"), "--limit", HOST, CONVERGE,
+         "-e", json.dumps(extra)],
+        capture_output=True, text=True, timeout=600, check=False, env=env,
+    )
+
+
+def fingerprint() -> str:
+    return podman_host(HOST).check_output(FINGERPRINT)
+
+
+BAD_INPUT = [
+    ({"stunnel_tunnels": tunnels(mode="relay")}, ["relay", "mode"]),
+    ({"stunnel_tunnels": tunnels(accept_port=70000)}, ["stunnel_tunnels[0] (name: sip2)", "70000 is outside 1-65535"]),
+    ({"stunnel_tunnels": tunnels(allowed_sources=["198.51.100.300/30"])},
+     ["stunnel_tunnels[0].allowed_sources[0]", "198.51.100.300/30"]),
+    ({"stunnel_tunnels": tunnels(allowed_sources=["198.51.100.89/30"])}, ["198.51.100.89/30", "host bits"]),
+    ({"stunnel_tunnels": [*GOOD_TUNNELS, dict(GOOD_TUNNELS[0], accept_port=6009)]}, ["duplicate", "name sip2"]),
+    ({"stunnel_tunnels": [*GOOD_TUNNELS, dict(GOOD_TUNNELS[0], name="sip2-copy")]},
+     ["duplicate", "accept_port 6001", "sip2-copy"]),
+    ({"stunnel_cert_src": "/nonexistent/institution.crt"}, ["stunnel_cert_src", "/nonexistent/institution.crt"]),
+    ({"stunnel_key_src": f"{PKI}/cloud.key"}, ["stunnel_key does not match stunnel_cert"]),
+    ({"stunnel_cert_src": f"{PKI}/institution-expired.crt", "stunnel_key_src": f"{PKI}/institution-expired.key"},
+     ["expired"]),
+    ({"stunnel_cert_src": f"{PKI}/institution-foreign.crt", "stunnel_key_src": f"{PKI}/institution-foreign.key"},
+     ["does not", "verify against stunnel_ca"]),
+]
+
+
+@pytest.mark.parametrize(("extra", "expected"), BAD_INPUT, ids=[
+    "unknown-mode", "port-out-of-range", "invalid-cidr", "cidr-host-bits", "duplicate-name", "duplicate-port",
+    "missing-cert", "mismatched-key", "expired-cert", "foreign-chain"])
+def test_bad_input_fails_before_any_change(extra: dict, expected: list[str]) -> None:
+    before = fingerprint()
+    result = run_role(extra)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    for text in expected:
+        assert text in output, f"{text!r} not in output:\n{output[-3000:]}"
+    assert f"{HOST}" in output and "changed=0" in output.split("PLAY RECAP")[-1], output[-2000:]
+    assert fingerprint() == before
+
+
+def kiosk_login_ok() -> bool:
+    kiosk = podman_host(hosts_in("kiosk")[0])
+    out = kiosk.check_output("python3 /usr/local/lib/libsys-peer/sip2_kiosk.py 198.51.100.74 6001 exchange")
+    return any(json.loads(line).get("step") == "93/94" for line in out.splitlines())
+
+
+def test_config_refused_by_the_dry_run_never_replaces_the_tunnel() -> None:
+    before = fingerprint()
+    result = run_role({"stunnel_ciphers": "NOT-A-CIPHER"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "stunnel refused the configuration" in output, output[-3000:]
+    assert fingerprint() == before
+    assert kiosk_login_ok()
+
+
+def test_config_that_does_not_start_is_rolled_back() -> None:
+    host = podman_host(HOST)
+    conf_before = host.check_output("sha256sum /etc/stunnel/libsys/sip2.conf")
+    # Passes the dry run (which listens on 127.0.0.1:0) but cannot bind on the host.
+    result = run_role({"stunnel_tunnels": tunnels(accept_address="198.51.100.99")})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "the previous configuration was restored" in output, output[-3000:]
+    assert host.check_output("sha256sum /etc/stunnel/libsys/sip2.conf") == conf_before
+    assert host.service("stunnel-libsys@sip2.service").is_running
+    assert host.run("ls /etc/stunnel/libsys/ | grep -c '~$'").stdout.strip() in ("", "0")
+    assert kiosk_login_ok()

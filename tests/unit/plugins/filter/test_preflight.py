@@ -1,0 +1,423 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) libsys.onprem maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.libsys.onprem.plugins.filter.preflight import (
+    INSIDE_NOTE,
+    LOCAL_NOTE,
+    MARKDOWN_COLUMNS,
+    FilterModule,
+    bandwidth_mb,
+    preflight_changes,
+    preflight_junit,
+    preflight_markdown,
+    preflight_plan,
+    preflight_report,
+)
+
+SIP2_CLIENT = {
+    "name": "sip2-selfcheck",
+    "mode": "client",
+    "accept_address": "127.0.0.1",
+    "accept_port": 6001,
+    "connect_host": "sip2.alma.example.org",
+    "sni": "cloud.example.org",
+}
+ASRS_SERVER = {
+    "name": "asrs-in",
+    "mode": "server",
+    "accept_port": 5001,
+    "connect_host": "192.0.2.50",
+    "connect_port": 2001,
+}
+STAFF = {"name": "staff-https", "integration": "Staff workstation", "host": "myinst.alma.example.org", "port": 443}
+
+
+def inputs(**kwargs: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"host": "onprem1", "vendor": "Alma", "inbound_address": "203.0.113.10"}
+    base.update(kwargs)
+    return base
+
+
+def by_name(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {row["name"]: row for row in rows}
+
+
+def test_filters_registered() -> None:
+    assert set(FilterModule().filters()) == {
+        "preflight_plan",
+        "preflight_report",
+        "preflight_markdown",
+        "preflight_junit",
+        "preflight_changes",
+        "bandwidth_mb",
+    }
+
+
+# --- bandwidth: the vendor's table and its two worked examples ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("users", "expected"),
+    [
+        (0, 0.0),
+        (1, 0.025),
+        (10, 0.25),  # the vendor's example
+        (50, 1.25),
+        (51, 0.765),
+        (120, 1.8),
+        (200, 3.0),
+        (201, 2.01),
+        (500, 5.0),  # the vendor's example
+        ("75", 1.125),
+    ],
+)
+def test_bandwidth_mb(users: Any, expected: float) -> None:
+    assert bandwidth_mb(users) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("users", [-1, 2.5, "many", None, True])
+def test_bandwidth_mb_rejects_bad_counts(users: Any) -> None:
+    with pytest.raises(AnsibleFilterError, match="named users"):
+        bandwidth_mb(users)
+
+
+# --- plan ------------------------------------------------------------------------------
+
+
+def test_client_tunnel_gives_a_sip2_check_and_a_listener_check() -> None:
+    rows = by_name(preflight_plan(inputs(stunnel_tunnels=[SIP2_CLIENT], stunnel_cloud_port=6443)))
+    cloud = rows["stunnel-sip2-selfcheck-cloud"]
+    assert cloud["integration"] == "Self-check"
+    assert cloud["protocol"] == "TLS-secured SIP2"
+    assert cloud["direction"] == "outbound"
+    assert cloud["endpoint"] == {
+        "name": "stunnel-sip2-selfcheck-cloud",
+        "host": "sip2.alma.example.org",
+        "port": 6443,
+        "probe": "sip2",
+        "tls_server_name": "cloud.example.org",
+    }
+    listener = rows["stunnel-sip2-selfcheck-listener"]
+    assert listener["endpoint"] == {
+        "name": "stunnel-sip2-selfcheck-listener",
+        "port": 6001,
+        "probe": "listen",
+        "listen_address": "127.0.0.1",
+    }
+    assert listener["probe_from"] == "host"
+
+
+def test_client_tunnel_without_sip_is_remote_storage_with_tls_and_client_material() -> None:
+    tunnel = {"name": "asrs-out", "mode": "client", "accept_port": 6002, "connect_host": "asrs.alma.example.org"}
+    tls = {"ca_path": "/etc/stunnel/libsys/tls/cloud-ca.pem", "client_cert_path": "", "client_key_path": ""}
+    row = by_name(preflight_plan(inputs(stunnel_tunnels=[tunnel], stunnel_client_tls=tls)))["stunnel-asrs-out-cloud"]
+    assert row["integration"] == "Remote storage"
+    assert row["endpoint"]["probe"] == "tls"
+    assert row["endpoint"]["port"] == 6443  # stunnel's default cloud port
+    assert row["endpoint"]["ca_path"] == "/etc/stunnel/libsys/tls/cloud-ca.pem"
+    assert "client_cert_path" not in row["endpoint"]
+
+
+@pytest.mark.parametrize(
+    ("outside", "probe_from", "probe", "note", "host"),
+    [
+        ("outside1", "outside", "tcp", "probed from outside1", "203.0.113.10"),
+        ("", "host", "listen", LOCAL_NOTE, None),
+        (None, "host", "listen", LOCAL_NOTE, None),
+    ],
+)
+def test_inbound_paths_follow_the_outside_probe_host(
+    outside: Any, probe_from: str, probe: str, note: str, host: Any
+) -> None:
+    rows = by_name(
+        preflight_plan(inputs(outside_probe_host=outside, stunnel_tunnels=[ASRS_SERVER], sftp_drop_port=2222))
+    )
+    for name in ("stunnel-asrs-in-inbound", "sftp-drop"):
+        assert rows[name]["direction"] == "inbound"
+        assert rows[name]["probe_from"] == probe_from
+        assert rows[name]["note"] == note
+        assert rows[name]["endpoint"].get("host") == host
+    assert rows["stunnel-asrs-in-inbound"]["endpoint"]["probe"] == probe
+    assert rows["sftp-drop"]["endpoint"]["probe"] == ("ssh" if outside else "listen")
+    assert rows["sftp-drop"]["port"] == 2222
+    # The server tunnel's way on to the remote storage system is outbound from the host.
+    assert rows["stunnel-asrs-in-asrs"]["endpoint"] == {
+        "name": "stunnel-asrs-in-asrs",
+        "host": "192.0.2.50",
+        "port": 2001,
+        "probe": "tcp",
+    }
+
+
+def test_site_inbound_entry_with_a_host_is_probed_from_the_host_without_outside_probe() -> None:
+    ldaps = {"name": "ldaps", "integration": "Staff authentication", "direction": "inbound"}
+    ldaps.update(host="ldap.example.edu", port=636, probe="ldaps")
+    row = preflight_plan(inputs(extra_endpoints=[ldaps]))[0]
+    assert (row["probe_from"], row["note"]) == ("host", INSIDE_NOTE)
+    assert row["endpoint"]["host"] == "ldap.example.edu"
+    assert row["initiator"] == "Alma"
+    row = preflight_plan(inputs(extra_endpoints=[ldaps], outside_probe_host="outside1"))[0]
+    assert (row["probe_from"], row["endpoint"]["host"]) == ("outside", "ldap.example.edu")
+
+
+@pytest.mark.parametrize(
+    ("relayhost", "host", "port"),
+    [
+        ("[smtp.example.edu]:587", "smtp.example.edu", 587),
+        ("smtp.example.edu", "smtp.example.edu", 25),
+        ("smtp.example.edu:2525", "smtp.example.edu", 2525),
+        ("[192.0.2.25]", "192.0.2.25", 25),
+        ("[ipv6:2001:db8::25]:25", "2001:db8::25", 25),
+    ],
+)
+def test_mail_relay_rows(relayhost: str, host: str, port: int) -> None:
+    rows = by_name(
+        preflight_plan(
+            inputs(
+                mail_relay_ports=[25, 587], mail_relay_relayhost=relayhost, ehlo_name="x.edu", outside_probe_host="o"
+            )
+        )
+    )
+    assert rows["mail-relay-smtp"]["endpoint"]["probe"] == "smtp"
+    assert rows["mail-relay-smtp-587"]["port"] == 587
+    smarthost = rows["mail-relay-smarthost"]["endpoint"]
+    assert (smarthost["host"], smarthost["port"], smarthost["ehlo_name"]) == (host, port, "x.edu")
+
+
+@pytest.mark.parametrize(
+    ("uri", "host", "port", "protocol"),
+    [
+        ("ipp://192.0.2.40/ipp/print", "192.0.2.40", 631, "IPP"),
+        ("ipps://printer.example.edu:8631/ipp/print", "printer.example.edu", 8631, "IPPS"),
+        ("socket://192.0.2.41", "192.0.2.41", 9100, "Raw socket"),
+        ("lpd://192.0.2.42/queue", "192.0.2.42", 515, "LPD"),
+    ],
+)
+def test_print_proxy_printer_rows(uri: str, host: str, port: int, protocol: str) -> None:
+    printers = [{"name": "circdesk", "device_uri": uri}, {"name": "pdf", "device_uri": "cups-pdf:/"}]
+    rows = by_name(preflight_plan(inputs(print_proxy_printers=printers, outside_probe_host="o")))
+    assert set(rows) == {"print-proxy-smtp", "print-proxy-printer-circdesk"}
+    printer = rows["print-proxy-printer-circdesk"]
+    assert (printer["endpoint"]["host"], printer["port"], printer["protocol"]) == (host, port, protocol)
+    assert printer["direction"] == "outbound"
+    assert rows["print-proxy-smtp"]["endpoint"] == {
+        "name": "print-proxy-smtp",
+        "host": "203.0.113.10",
+        "port": 25,
+        "probe": "smtp",
+    }
+
+
+def test_print_proxy_mailboxes_give_a_local_imaps_check() -> None:
+    printers = [
+        {"name": "ill", "mode": "mailbox"},
+        {"name": "desk", "mode": "both", "device_uri": "socket://192.0.2.9"},
+    ]
+    rows = by_name(preflight_plan(inputs(print_proxy_printers=printers)))
+    assert set(rows) == {"print-proxy-smtp", "print-proxy-imaps", "print-proxy-printer-desk"}
+    assert rows["print-proxy-imaps"]["endpoint"] == {"name": "print-proxy-imaps", "port": 993, "probe": "listen"}
+    assert rows["print-proxy-smtp"]["note"] == LOCAL_NOTE
+
+
+def test_print_proxy_shares_the_mail_relay_smtp_check() -> None:
+    rows = by_name(
+        preflight_plan(inputs(mail_relay_ports=[25], print_proxy_printers=[{"name": "m", "mode": "mailbox"}]))
+    )
+    assert set(rows) == {"mail-relay-smtp", "print-proxy-imaps"}
+
+
+def test_vendor_endpoint_defaults_and_timeout() -> None:
+    rows = preflight_plan(inputs(vendor_endpoints=[STAFF, dict(STAFF, name="z3950", port=210, timeout=2)], timeout=5))
+    assert rows[0]["initiator"] == "onprem1"
+    assert rows[0]["target"] == "Alma (myinst.alma.example.org)"
+    assert rows[0]["protocol"] == "TCP"
+    assert rows[0]["endpoint"]["timeout"] == 5
+    assert rows[1]["endpoint"]["timeout"] == 2
+    assert all(row["required"] for row in rows)
+
+
+def test_empty_inputs_give_an_empty_plan() -> None:
+    assert preflight_plan(inputs()) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"extra_endpoints": [dict(STAFF, name="ldaps", port=70000)]},
+            "preflight_extra_endpoints[0] (name: ldaps): port 70000 is outside 1-65535",
+        ),
+        ({"vendor_endpoints": [dict(STAFF, port=True)]}, "(name: staff-https): port True is outside 1-65535"),
+        ({"vendor_endpoints": [dict(STAFF, probe="http")]}, "probe 'http' is not one of"),
+        ({"vendor_endpoints": [dict(STAFF, prot=1)]}, "unknown key(s) prot"),
+        ({"vendor_endpoints": [{k: v for k, v in STAFF.items() if k != "integration"}]}, "integration"),
+        ({"vendor_endpoints": [{k: v for k, v in STAFF.items() if k != "host"}]}, "host is required"),
+        ({"vendor_endpoints": [dict(STAFF, direction="sideways")]}, "direction 'sideways'"),
+        ({"vendor_endpoints": [dict(STAFF, required="yes")]}, "required must be true or false"),
+        ({"vendor_endpoints": [dict(STAFF, timeout=0)]}, "timeout must be a positive number"),
+        ({"vendor_endpoints": [dict(STAFF, name="has space")]}, "name 'has space'"),
+        ({"vendor_endpoints": [STAFF, STAFF]}, "name 'staff-https' is already used by preflight_vendor_endpoints[0]"),
+        ({"vendor_endpoints": ["staff"]}, "preflight_vendor_endpoints[0]: expected a dict"),
+        ({"vendor_endpoints": {"name": "x"}}, "preflight_vendor_endpoints: expected a list"),
+        (
+            {"stunnel_tunnels": [dict(SIP2_CLIENT, accept_port=0)]},
+            "stunnel_tunnels[0] (name: sip2-selfcheck): accept_port 0 is outside 1-65535",
+        ),
+        ({"stunnel_tunnels": [dict(ASRS_SERVER, connect_port=None)]}, "connect_port is required for a server tunnel"),
+        ({"stunnel_tunnels": [dict(ASRS_SERVER, mode="both")]}, "mode 'both' is not client or server"),
+        ({"sftp_drop_port": 70022}, "sftp_drop port 70022 is outside 1-65535"),
+        ({"mail_relay_relayhost": "[smtp.example.edu]:99999"}, "relayhost"),
+        (
+            {"print_proxy_printers": [{"device_uri": "ipp://x/"}]},
+            "print_proxy_printers[0]: expected a dict with a name",
+        ),
+        (
+            {"print_proxy_printers": [{"name": "p", "device_uri": "ipp:///x"}]},
+            "(name: p): device_uri 'ipp:///x' has no host",
+        ),
+        ({"print_proxy_printers": [{"name": "p", "device_uri": "socket://x:99999"}]}, "is not a valid URI"),
+        (
+            {"vendor_endpoints": [dict(STAFF, name="sftp-drop")], "sftp_drop_port": 22},
+            "sftp_drop: name 'sftp-drop' is already used by preflight_vendor_endpoints[0]",
+        ),
+    ],
+)
+def test_bad_input_names_the_entry(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(AnsibleFilterError, match="nothing was probed") as info:
+        preflight_plan(inputs(**kwargs))
+    assert message in str(info.value)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(AnsibleFilterError) as info:
+        preflight_plan(inputs(vendor_endpoints=[dict(STAFF, port=0), dict(STAFF, name="b", probe="x")]))
+    assert "2 problem(s)" in str(info.value)
+
+
+# --- report and its renderings ---------------------------------------------------------
+
+
+def make_report(**kwargs: Any) -> dict[str, Any]:
+    checks = preflight_plan(
+        inputs(
+            vendor_endpoints=[STAFF, dict(STAFF, name="primo-bo", port=1443, required=False)],
+            extra_endpoints=[dict(STAFF, name="oclc", integration="OCLC Connexion", port=5500)],
+            sftp_drop_port=22,
+        )
+    )
+    results = [
+        {"name": "staff-https", "status": "ok", "ok": True, "latency_ms": 12.5, "message": "TCP connection accepted"},
+        {"name": "primo-bo", "status": "refused", "ok": False, "latency_ms": 0.4, "message": "connection refused"},
+        {"name": "oclc", "status": "timeout", "ok": False, "latency_ms": 2000.0, "message": "timed out"},
+        {"name": "sftp-drop", "status": "ok", "ok": True, "latency_ms": 0.1, "message": "listening on 0.0.0.0 port 22"},
+    ]
+    args: dict[str, Any] = {"host": "onprem1", "generated_at": "2026-01-01T00:00:00Z", "named_users": 10}
+    args.update(kwargs)
+    return preflight_report(checks, results, **args)
+
+
+def test_report_summary_and_bandwidth() -> None:
+    report = make_report()
+    assert report["summary"]["total"] == 4
+    assert report["summary"]["failed_required_names"] == ["oclc"]
+    assert report["summary"]["by_status"] == {"ok": 2, "refused": 1, "timeout": 1}
+    assert report["summary"]["checked_locally"] == 1
+    assert report["bandwidth"]["minimum_mb"] == 0.25
+    assert report["inbound"] == LOCAL_NOTE
+    json.dumps(report)  # serialisable as it is written
+    assert "endpoint" not in report["rows"][0]
+
+
+def test_report_without_named_users_has_no_bandwidth() -> None:
+    assert make_report(named_users=0)["bandwidth"] is None
+
+
+def test_missing_result_is_not_run_and_failed() -> None:
+    checks = preflight_plan(inputs(sftp_drop_port=22, outside_probe_host="outside1"))
+    report = preflight_report(checks, [], host="onprem1", outside_probe_host="outside1", not_run_reason="unreachable")
+    row = report["rows"][0]
+    assert (row["status"], row["ok"], row["message"]) == ("not_run", False, "no result: unreachable")
+    assert report["summary"]["failed_required"] == 1
+
+
+def test_junit_failures_and_skipped() -> None:
+    text = preflight_junit(make_report())
+    root = ET.fromstring(text)  # noqa: S314 - our own output
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "1", "1")
+    failures = suite.findall("testcase/failure")
+    assert [f.get("type") for f in failures] == ["timeout"]
+    assert suite.find("properties/property[@name='bandwidth_minimum_mb']").get("value") == "0.25"
+    assert len(suite.findall("testcase/skipped")) == 1
+    assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>')
+
+
+def test_junit_escapes_names() -> None:
+    report = make_report()
+    report["rows"][0]["integration"] = 'Staff <"&> workstation'
+    root = ET.fromstring(preflight_junit(report))  # noqa: S314 - our own output
+    assert root.find("testsuite/testcase").get("classname") == "preflight.onprem1.staff_workstation"
+
+
+def test_markdown_table_layout() -> None:
+    text = preflight_markdown(make_report())
+    lines = text.splitlines()
+    header = "| %s |" % " | ".join(MARKDOWN_COLUMNS)
+    assert header == "| Integration type | Initiator | Target | Protocol | Port | Result |"
+    start = lines.index(header)
+    assert lines[start + 1] == "| --- | --- | --- | --- | --- | --- |"
+    rows = lines[start + 2 :]
+    assert rows[0] == "| Staff workstation | onprem1 | Alma (myinst.alma.example.org) | TCP | 443 | ok (12.5 ms) |"
+    assert "**REFUSED** (optional): connection refused" in rows[1]
+    assert rows[2].endswith("| 5500 | **TIMEOUT**: timed out |")
+    assert "checked locally (listen only): ok" in rows[3]
+    assert "Bandwidth: 10 named users need at least 0.25 MB (0.025 MB per user" in text
+
+
+def test_markdown_escapes_pipes() -> None:
+    report = make_report()
+    report["rows"][0]["target"] = "a|b\nc"
+    assert "| a\\|b c |" in preflight_markdown(report)
+
+
+@pytest.mark.parametrize(
+    ("previous", "expected"),
+    [
+        ("", ["no previous report"]),
+        ("{not json", ["previous report is not valid JSON"]),
+        (None, ["no previous report"]),
+        ("same", []),
+        ("flip", ["oclc: ok -> timeout"]),
+        ("fewer", ["sftp-drop: new path (ok)"]),
+        ("more", ["gone: path no longer checked"]),
+    ],
+)
+def test_changes_compare_statuses_only(previous: Any, expected: list[str]) -> None:
+    report = make_report()
+    old = make_report(generated_at="2025-01-01T00:00:00Z")
+    for row in old["rows"]:
+        row["latency_ms"] = 999.0  # timings never count as a change
+    if previous == "same":
+        previous = json.dumps(old)
+    elif previous == "flip":
+        old["rows"][2]["status"] = "ok"
+        previous = json.dumps(old)
+    elif previous == "fewer":
+        old["rows"] = old["rows"][:3]
+        previous = old
+    elif previous == "more":
+        old["rows"].append({"name": "gone", "status": "ok"})
+        previous = old
+    assert preflight_changes(report, previous) == expected
