@@ -41,12 +41,16 @@ NETWORK = f"{PREFIX}-net"
 # Filled in by start_containers() from podman: the network's subnet and each container's address.
 NET = {"subnet": ""}
 ADDR = {"sink": "", "source": "", "relay": "", "stock": ""}
-IMAGES = {"sink": "localhost/libsys-onprem/peer:12", "source": "localhost/libsys-onprem/peer:12",
-          "relay": "localhost/libsys-onprem/debian:12", "stock": "localhost/libsys-onprem/peer:12"}
+IMAGES = {
+    "sink": "localhost/libsys-onprem/peer:12",
+    "source": "localhost/libsys-onprem/peer:12",
+    "relay": "localhost/libsys-onprem/debian:12",
+    "stock": "localhost/libsys-onprem/peer:12",
+}
 APT_CACHE = "/var/cache/libsys-onprem/apt/bench-mail_relay-12"
 TARGET_RATIO = 0.8
 
-LOAD = r'''
+LOAD = r"""
 import smtplib, ssl, sys, threading, time, uuid
 host, total, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
@@ -70,12 +74,11 @@ threads = [threading.Thread(target=worker, args=(n,)) for n in per]
 print("%.6f %.6f %d" % (start, time.time(), len(errors)))
 for e in errors[:3]:
     print(e, file=sys.stderr)
-'''
+"""
 
 
 def run(*cmd: str, check: bool = True, capture: bool = True, timeout: int = 900, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(list(cmd), check=check, text=True, timeout=timeout,
-                          capture_output=capture, **kw)
+    return subprocess.run(list(cmd), check=check, text=True, timeout=timeout, capture_output=capture, **kw)
 
 
 def pexec(name: str, command: str, check: bool = True, timeout: int = 900) -> str:
@@ -94,12 +97,35 @@ def start_containers() -> None:
     Path(APT_CACHE).mkdir(parents=True, exist_ok=True)
     for name, image in IMAGES.items():
         volume = ["-v", f"{APT_CACHE}:/var/cache/apt/archives"] if name == "relay" else []
-        run("podman", "run", "-d", "--name", f"{PREFIX}-{name}", "--hostname", f"{name}.bench.example.org",
-            "--network", NETWORK, "--systemd=always", "--cap-add", "NET_ADMIN",
-            "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", *volume, image, "/sbin/init")
+        run(
+            "podman",
+            "run",
+            "-d",
+            "--name",
+            f"{PREFIX}-{name}",
+            "--hostname",
+            f"{name}.bench.example.org",
+            "--network",
+            NETWORK,
+            "--systemd=always",
+            "--cap-add",
+            "NET_ADMIN",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            *volume,
+            image,
+            "/sbin/init",
+        )
     for name in ADDR:
-        ADDR[name] = run("podman", "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{NETWORK}").IPAddress}}}}',
-                         f"{PREFIX}-{name}").stdout.strip()
+        ADDR[name] = run(
+            "podman",
+            "inspect",
+            "-f",
+            f'{{{{(index .NetworkSettings.Networks "{NETWORK}").IPAddress}}}}',
+            f"{PREFIX}-{name}",
+        ).stdout.strip()
         for _ in range(60):
             state = run("podman", "exec", f"{PREFIX}-{name}", "systemctl", "is-system-running", check=False)
             if state.stdout.strip() in ("running", "degraded"):
@@ -108,28 +134,62 @@ def start_containers() -> None:
 
 
 # Debian's stock main.cf (the "Internet Site" one its installer writes), then a certificate.
-CERT = ("cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf && newaliases && "
-        "(test -f /etc/ssl/bench.crt || openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days 30 "
-        "-subj /CN=$(hostname) -keyout /etc/ssl/bench.key -out /etc/ssl/bench.crt 2>/dev/null)")
+CERT = (
+    "cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf && newaliases && "
+    "(test -f /etc/ssl/bench.crt || openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days 30 "
+    "-subj /CN=$(hostname) -keyout /etc/ssl/bench.key -out /etc/ssl/bench.crt 2>/dev/null)"
+)
 
 
 def setup_sink() -> None:
-    pexec("sink", CERT + " && " + " && ".join(f"postconf -e {shlex_quote(s)}" for s in [
-        "mydestination =", "relay_domains =", f"mynetworks = 127.0.0.0/8 {NET['subnet']}", "inet_protocols = ipv4",
-        "smtpd_relay_restrictions = permit_mynetworks, reject", "default_transport = discard:",
-        "smtpd_tls_cert_file = /etc/ssl/bench.crt", "smtpd_tls_key_file = /etc/ssl/bench.key",
-        "smtpd_tls_security_level = may"]) + " && systemctl restart postfix")
+    pexec(
+        "sink",
+        CERT
+        + " && "
+        + " && ".join(
+            f"postconf -e {shlex_quote(s)}"
+            for s in [
+                "mydestination =",
+                "relay_domains =",
+                f"mynetworks = 127.0.0.0/8 {NET['subnet']}",
+                "inet_protocols = ipv4",
+                "smtpd_relay_restrictions = permit_mynetworks, reject",
+                "default_transport = discard:",
+                "smtpd_tls_cert_file = /etc/ssl/bench.crt",
+                "smtpd_tls_key_file = /etc/ssl/bench.key",
+                "smtpd_tls_security_level = may",
+            ]
+        )
+        + " && systemctl restart postfix",
+    )
 
 
 def setup_stock() -> None:
-    pexec("stock", CERT + " && " + " && ".join(f"postconf -e {shlex_quote(s)}" for s in [
-        f"relayhost = [{ADDR['sink']}]:25", f"mynetworks = 127.0.0.0/8 {NET['subnet']}", "inet_protocols = ipv4",
-        "myhostname = stock.bench.example.org", "mydestination = localhost",
-        "smtpd_tls_cert_file = /etc/ssl/bench.crt", "smtpd_tls_key_file = /etc/ssl/bench.key",
-        "smtpd_tls_security_level = may", "smtp_tls_security_level = encrypt",
-        "smtpd_tls_protocols = >=TLSv1.2", "smtp_tls_protocols = >=TLSv1.2",
-        "smtpd_tls_mandatory_protocols = >=TLSv1.2", "smtp_tls_mandatory_protocols = >=TLSv1.2",
-        "maillog_file = /var/log/postfix-bench.log"]) + " && systemctl restart postfix")
+    pexec(
+        "stock",
+        CERT
+        + " && "
+        + " && ".join(
+            f"postconf -e {shlex_quote(s)}"
+            for s in [
+                f"relayhost = [{ADDR['sink']}]:25",
+                f"mynetworks = 127.0.0.0/8 {NET['subnet']}",
+                "inet_protocols = ipv4",
+                "myhostname = stock.bench.example.org",
+                "mydestination = localhost",
+                "smtpd_tls_cert_file = /etc/ssl/bench.crt",
+                "smtpd_tls_key_file = /etc/ssl/bench.key",
+                "smtpd_tls_security_level = may",
+                "smtp_tls_security_level = encrypt",
+                "smtpd_tls_protocols = >=TLSv1.2",
+                "smtp_tls_protocols = >=TLSv1.2",
+                "smtpd_tls_mandatory_protocols = >=TLSv1.2",
+                "smtp_tls_mandatory_protocols = >=TLSv1.2",
+                "maillog_file = /var/log/postfix-bench.log",
+            ]
+        )
+        + " && systemctl restart postfix",
+    )
 
 
 def shlex_quote(text: str) -> str:
@@ -166,15 +226,38 @@ PLAYBOOK = """---
 
 
 def setup_relay(workdir: Path) -> None:
-    (workdir / "inventory.yml").write_text(json.dumps({"all": {"hosts": {"relay": {
-        "ansible_connection": "containers.podman.podman", "ansible_host": f"{PREFIX}-relay",
-        "ansible_python_interpreter": "/usr/bin/python3"}}}}))
+    (workdir / "inventory.yml").write_text(
+        json.dumps(
+            {
+                "all": {
+                    "hosts": {
+                        "relay": {
+                            "ansible_connection": "containers.podman.podman",
+                            "ansible_host": f"{PREFIX}-relay",
+                            "ansible_python_interpreter": "/usr/bin/python3",
+                        }
+                    }
+                }
+            }
+        )
+    )
     (workdir / "bench.yml").write_text(PLAYBOOK % {"subnet": NET["subnet"], "sink": ADDR["sink"]})
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"),
-               ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_NOCOLOR="1")
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"),
+        ANSIBLE_HOST_KEY_CHECKING="False",
+        ANSIBLE_NOCOLOR="1",
+    )
     bindir = Path(sys.executable).parent
-    result = run(str(bindir / "ansible-playbook"), "-i", str(workdir / "inventory.yml"), str(workdir / "bench.yml"),
-                 check=False, env=env, timeout=1800)
+    result = run(
+        str(bindir / "ansible-playbook"),
+        "-i",
+        str(workdir / "inventory.yml"),
+        str(workdir / "bench.yml"),
+        check=False,
+        env=env,
+        timeout=1800,
+    )
     if result.returncode != 0:
         print(result.stdout[-4000:], result.stderr[-2000:])
         raise SystemExit("applying the role failed")
@@ -203,8 +286,12 @@ def one_round(name: str, total: int, conns: int) -> dict:
         raise SystemExit(f"{name}: only {len(delays)} of {total} delivered in time")
     elapsed = done - float(start)
     delays.sort()
-    return {"msgs_per_s": total / elapsed, "accept_per_s": total / (float(accepted_at) - float(start)),
-            "p50": delays[len(delays) // 2], "p99": delays[min(len(delays) - 1, int(len(delays) * 0.99))]}
+    return {
+        "msgs_per_s": total / elapsed,
+        "accept_per_s": total / (float(accepted_at) - float(start)),
+        "p50": delays[len(delays) // 2],
+        "p99": delays[min(len(delays) - 1, int(len(delays) * 0.99))],
+    }
 
 
 def main() -> int:
@@ -230,17 +317,25 @@ def main() -> int:
         for _ in range(args.rounds):
             for name in ("relay", "stock"):
                 results[name].append(one_round(name, args.messages, args.connections))
-        summary = {name: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-                   for name, rounds in results.items()}
+        summary = {
+            name: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+            for name, rounds in results.items()
+        }
         ratio = summary["relay"]["msgs_per_s"] / summary["stock"]["msgs_per_s"]
-        print(f"mail_relay benchmark: {args.rounds} rounds x {args.messages} messages, "
-              f"{args.connections} STARTTLS sessions, TLS on both legs (medians)")
+        print(
+            f"mail_relay benchmark: {args.rounds} rounds x {args.messages} messages, "
+            f"{args.connections} STARTTLS sessions, TLS on both legs (medians)"
+        )
         for name, label in (("relay", "libsys.onprem.mail_relay"), ("stock", "stock Postfix relay")):
             s = summary[name]
-            print(f"  {label:28s} {s['msgs_per_s']:7.1f} msg/s relayed  {s['accept_per_s']:7.1f} msg/s accepted  "
-                  f"queue latency p50 {s['p50']:.2f} s  p99 {s['p99']:.2f} s")
-        print(f"  ratio mail_relay / stock: {ratio:.2f} x (target >= {TARGET_RATIO} x: "
-              f"{'met' if ratio >= TARGET_RATIO else 'NOT met'})")
+            print(
+                f"  {label:28s} {s['msgs_per_s']:7.1f} msg/s relayed  {s['accept_per_s']:7.1f} msg/s accepted  "
+                f"queue latency p50 {s['p50']:.2f} s  p99 {s['p99']:.2f} s"
+            )
+        print(
+            f"  ratio mail_relay / stock: {ratio:.2f} x (target >= {TARGET_RATIO} x: "
+            f"{'met' if ratio >= TARGET_RATIO else 'NOT met'})"
+        )
         print(json.dumps({"summary": summary, "ratio": ratio, "rounds": results}))
     finally:
         if not args.keep:

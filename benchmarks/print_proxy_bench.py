@@ -48,7 +48,7 @@ APT_CACHE = "/var/cache/libsys-onprem/apt/print_proxy-12"
 PRINTER = "bench-printer@print.library.example.edu"
 OUT_DIR = "/var/spool/cups-pdf/libsys-print"
 
-SEND = r'''
+SEND = r"""
 import json, smtplib, ssl, subprocess, sys, time
 from email.message import EmailMessage
 host, kind, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -74,7 +74,7 @@ for n in range(count):
     accepted[tag] = time.time()
 s.quit()
 print(json.dumps(accepted))
-'''.replace("@PRINTER@", PRINTER)
+""".replace("@PRINTER@", PRINTER)
 
 PLAYBOOK = """
 - name: Apply the print proxy for the benchmark
@@ -90,8 +90,7 @@ def run(*cmd: str, check: bool = True, timeout: int = 1800, **kw) -> subprocess.
 
 
 def pexec(name: str, command: str, check: bool = True, timeout: int = 900) -> str:
-    return run("podman", "exec", f"{PREFIX}-{name}", "sh", "-c", command, check=check,
-               timeout=timeout).stdout
+    return run("podman", "exec", f"{PREFIX}-{name}", "sh", "-c", command, check=check, timeout=timeout).stdout
 
 
 def cleanup() -> None:
@@ -105,40 +104,78 @@ def start() -> None:
     os.makedirs(APT_CACHE, exist_ok=True)
     for name, image in IMAGES.items():
         volumes = ["-v", f"{APT_CACHE}:/var/cache/apt/archives"] if name == "proxy" else []
-        run("podman", "run", "-d", "--name", f"{PREFIX}-{name}", "--hostname", f"{name}.example.org",
-            "--network", NETWORK, "--ip", ADDR[name], "--systemd=always", "--cap-add", "NET_ADMIN",
-            "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", *volumes, image, "/sbin/init")
+        run(
+            "podman",
+            "run",
+            "-d",
+            "--name",
+            f"{PREFIX}-{name}",
+            "--hostname",
+            f"{name}.example.org",
+            "--network",
+            NETWORK,
+            "--ip",
+            ADDR[name],
+            "--systemd=always",
+            "--cap-add",
+            "NET_ADMIN",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            *volumes,
+            image,
+            "/sbin/init",
+        )
     time.sleep(3)
 
 
 def converge(workdir: Path) -> None:
     inventory = {
-        "all": {"hosts": {"proxy": {
-            "ansible_connection": "containers.podman.podman",
-            "ansible_host": f"{PREFIX}-proxy",
-            "ansible_python_interpreter": "/usr/bin/python3",
-            "postfix_myhostname": "proxy.library.example.edu",
-            "postfix_client_connection_rate_limit": 0,
-            "postfix_client_message_rate_limit": 0,
-            "onprem_vendor_mail_relays": [f"{ADDR['source']}/32"],
-            "print_proxy_printers": [{"name": "bench", "address": PRINTER, "device_uri": "cups-pdf:/"}],
-        }}}}
+        "all": {
+            "hosts": {
+                "proxy": {
+                    "ansible_connection": "containers.podman.podman",
+                    "ansible_host": f"{PREFIX}-proxy",
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    "postfix_myhostname": "proxy.library.example.edu",
+                    "postfix_client_connection_rate_limit": 0,
+                    "postfix_client_message_rate_limit": 0,
+                    "onprem_vendor_mail_relays": [f"{ADDR['source']}/32"],
+                    "print_proxy_printers": [{"name": "bench", "address": PRINTER, "device_uri": "cups-pdf:/"}],
+                }
+            }
+        }
+    }
     (workdir / "inventory.json").write_text(json.dumps(inventory))
     (workdir / "play.yml").write_text(PLAYBOOK)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="0")
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_HOST_KEY_CHECKING="0",
+    )
     venv = Path(sys.executable).parent
-    result = run(str(venv / "ansible-playbook"), "-i", str(workdir / "inventory.json"),
-                 str(workdir / "play.yml"), check=False, env=env, timeout=3600)
+    result = run(
+        str(venv / "ansible-playbook"),
+        "-i",
+        str(workdir / "inventory.json"),
+        str(workdir / "play.yml"),
+        check=False,
+        env=env,
+        timeout=3600,
+    )
     if result.returncode != 0:
         sys.exit("converge failed:\n" + result.stdout[-4000:] + result.stderr[-2000:])
 
 
 def output_times(prefix: str, count: int, timeout: float) -> dict[str, float]:
     """tag -> mtime of its cups-pdf output file, waiting until all `count` are there."""
-    script = (f"for f in {OUT_DIR}/*.pdf; do [ -e \"$f\" ] || continue; "
-              f"t=$(pdftotext -q -l 1 \"$f\" - | grep -o '{prefix}[0-9]*' | head -1); "
-              f"[ -n \"$t\" ] && echo \"$t $(stat -c %.Y \"$f\")\"; done; true")
+    script = (
+        f'for f in {OUT_DIR}/*.pdf; do [ -e "$f" ] || continue; '
+        f"t=$(pdftotext -q -l 1 \"$f\" - | grep -o '{prefix}[0-9]*' | head -1); "
+        f'[ -n "$t" ] && echo "$t $(stat -c %.Y "$f")"; done; true'
+    )
     deadline = time.monotonic() + timeout
     while True:
         found = {}
@@ -175,7 +212,7 @@ def baseline(count: int) -> dict[str, float]:
     return figures(accepted, output_times("BENCHLP", count, 600))
 
 
-MKPDF = r'''
+MKPDF = r"""
 import sys
 text = sys.argv[1]
 stream = ("BT /F1 24 Tf 72 700 Td (%s) Tj ET" % text).encode()
@@ -193,7 +230,7 @@ for o in offs:
     out += b"%010d 00000 n \n" % o
 out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, x)
 sys.stdout.buffer.write(bytes(out))
-'''
+"""
 
 
 def smtp_run(kind: str, count: int) -> dict[str, float]:
@@ -202,8 +239,9 @@ def smtp_run(kind: str, count: int) -> dict[str, float]:
 
 
 def copy_in(name: str, path: str, content: str) -> None:
-    subprocess.run(["podman", "exec", "-i", f"{PREFIX}-{name}", "sh", "-c", f"cat > {path}"],
-                   input=content.encode(), check=True)
+    subprocess.run(
+        ["podman", "exec", "-i", f"{PREFIX}-{name}", "sh", "-c", f"cat > {path}"], input=content.encode(), check=True
+    )
 
 
 def main() -> int:
@@ -228,13 +266,16 @@ def main() -> int:
     finally:
         cleanup()
     base = results["baseline"]["slips_per_minute"] or 1
-    print(f"print_proxy benchmark, {count} slips per measurement (1 SMTP connection, "
-          "pipe maxproc 2, Debian 12 container)")
+    print(
+        f"print_proxy benchmark, {count} slips per measurement (1 SMTP connection, pipe maxproc 2, Debian 12 container)"
+    )
     print(f"{'path':10} {'slips/min':>10} {'median s':>9} {'p90 s':>7} {'vs baseline':>12}")
     for name in ("baseline", "pdf", "html"):
         r = results[name]
-        print(f"{name:10} {r['slips_per_minute']:>10} {r['median_latency_s']:>9} {r['p90_latency_s']:>7} "
-              f"{r['slips_per_minute'] / base:>11.2f}x")
+        print(
+            f"{name:10} {r['slips_per_minute']:>10} {r['median_latency_s']:>9} {r['p90_latency_s']:>7} "
+            f"{r['slips_per_minute'] / base:>11.2f}x"
+        )
     print(json.dumps(results))
     return 0
 

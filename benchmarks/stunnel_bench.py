@@ -78,7 +78,7 @@ socket = l:TCP_NODELAY=1
 socket = r:TCP_NODELAY=1
 """
 
-CLIENT = r'''
+CLIENT = r"""
 import json, socket, statistics, sys, time
 sys.path.insert(0, "/bench")
 import sip2
@@ -106,7 +106,7 @@ for _ in range(new_connections):
     times.append((time.perf_counter() - start) * 1000)
 print(json.dumps({"per_second": count / elapsed, "median_ms": statistics.median(times),
                   "p90_ms": statistics.quantiles(times, n=10)[-1]}))
-'''
+"""
 
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -135,17 +135,41 @@ def make_pki(directory: Path) -> None:
 def start(directory: Path) -> None:
     podman("network", "create", "--subnet", SUBNET, NETWORK)
     for name, address in CONTAINERS.items():
-        podman("run", "-d", "--name", name, "--network", NETWORK, "--ip", address,
-               "--add-host", f"cloud.example.org:{CLOUD}", "--ulimit", "nofile=1024:1024",
-               "--ulimit", "nproc=1024:1024", "-v", f"{directory}:/bench:ro", IMAGE, "sleep", "3600")
+        podman(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            NETWORK,
+            "--ip",
+            address,
+            "--add-host",
+            f"cloud.example.org:{CLOUD}",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "-v",
+            f"{directory}:/bench:ro",
+            IMAGE,
+            "sleep",
+            "3600",
+        )
     # The fake ACS listens on all addresses of the cloud container: the direct baseline reaches
     # it on the bridge, the cloud's stunnel on loopback.
     podman("exec", "-d", "bench-stunnel-cloud", "python3", "/bench/sip2.py", "--host", "", "--port", "6001")
     podman("exec", "-d", "bench-stunnel-cloud", "stunnel4", "/bench/cloud.conf")
     podman("exec", "-d", "bench-stunnel-host", "stunnel4", "/bench/host.conf")
     for _ in range(50):
-        ready = podman("exec", "bench-stunnel-kiosk", "sh", "-c",
-                       f"nc -z {CLOUD} 6001 && nc -z {CLOUD} 6443 && nc -z {HOST} 6001", check=False)
+        ready = podman(
+            "exec",
+            "bench-stunnel-kiosk",
+            "sh",
+            "-c",
+            f"nc -z {CLOUD} 6001 && nc -z {CLOUD} 6443 && nc -z {HOST} 6001",
+            check=False,
+        )
         if ready.returncode == 0:
             return
         time.sleep(0.2)
@@ -153,8 +177,16 @@ def start(directory: Path) -> None:
 
 
 def measure(address: str, port: int) -> dict:
-    out = podman("exec", "bench-stunnel-kiosk", "python3", "/bench/client.py", address, str(port),
-                 str(SESSION_SECONDS), str(NEW_CONNECTIONS)).stdout
+    out = podman(
+        "exec",
+        "bench-stunnel-kiosk",
+        "python3",
+        "/bench/client.py",
+        address,
+        str(port),
+        str(SESSION_SECONDS),
+        str(NEW_CONNECTIONS),
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -178,8 +210,10 @@ def main() -> int:
     print(f"  persistent session, tunnel : {tunnel['per_second']:9.0f} exchanges/s")
     print(f"  persistent session ratio   : {ratio:9.2f} x direct (target >= 0.80)")
     print(f"  new connection + exchange, direct : median {direct['median_ms']:.2f} ms, p90 {direct['p90_ms']:.2f} ms")
-    print(f"  new connection + exchange, tunnel : median {tunnel['median_ms']:.2f} ms, p90 {tunnel['p90_ms']:.2f} ms"
-          " (target <= 4 ms)")
+    print(
+        f"  new connection + exchange, tunnel : median {tunnel['median_ms']:.2f} ms, p90 {tunnel['p90_ms']:.2f} ms"
+        " (target <= 4 ms)"
+    )
     print(f"  new connection ratio       : {tunnel['median_ms'] / direct['median_ms']:9.1f} x direct")
     return 0
 

@@ -144,12 +144,58 @@ def sftp_push_and_pull() -> str:
     return "put and get in the chrooted account, key only; a shell is refused"
 
 
+def slip_printed_to_pdf() -> str:
+    token = uuid.uuid4().hex[:12]
+    html = f"<!DOCTYPE html><html><body><h1>Request slip</h1><p>Item ready for pickup: <b>{token}</b></p></body></html>"
+    swaks = [
+        "swaks",
+        "--server",
+        ONPREM,
+        "--port",
+        "25",
+        "--tls",
+        "--timeout",
+        "60",
+        "--helo",
+        "relay.vendor.example.org",
+        "--from",
+        "notices@library.example.edu",
+        "--to",
+        "circdesk-printer@print.library.example.edu",
+        "--header",
+        "Subject: Request slip",
+        "--add-header",
+        "MIME-Version: 1.0",
+        "--add-header",
+        "Content-Type: text/html; charset=utf-8",
+        "--body",
+        html,
+    ]
+    sent = in_container("lab-vendor-relay", shlex.join(swaks), timeout=120)
+    if sent.returncode != 0:
+        raise DemoFailure(f"the print proxy did not accept the slip: {sent.stdout[-300:]}")
+    find = (
+        'for f in /var/spool/cups-pdf/libsys-print/*.pdf; do [ -e "$f" ] || continue; '
+        f'pdftotext -q "$f" - | grep -q {token} && echo "$f"; done; true'
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        found = in_container("lab-onprem", find).stdout.split()
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    if not found:
+        raise DemoFailure("no PDF with the slip's text in the CUPS-PDF queue within 120 s")
+    return f"HTML slip rendered and printed: {found[0]}"
+
+
 ROWS = [
     Row("SIP2 self-check through stunnel (6443)", "lab-kiosk", sip2_through_the_tunnel),
     Row("Remote storage (ASRS) inbound (5001)", "lab-cloud", asrs_through_5001),
     Row("Source restriction on the SIP2 tunnel", "lab-outsider", outsider_is_refused),
     Row("SFTP drop: push and pull (22)", "lab-cloud", sftp_push_and_pull),
     Row("Mail from the vendor relay, DKIM-signed (25)", "lab-vendor-relay", mail_relayed_with_dkim),
+    Row("Slip emailed to a printer, printed to PDF (25)", "lab-vendor-relay", slip_printed_to_pdf),
 ]
 
 

@@ -39,19 +39,38 @@ def swaks(client, address: str, *args: str, port: int = 25, tls: bool = True):
     return client.run(shlex.join(command))
 
 
-def send(client, address: str, sender: str, recipient: str, *, header_from: str | None = None,
-         port: int = 25, extra: tuple[str, ...] = ()) -> tuple[str, object]:
+def send(
+    client,
+    address: str,
+    sender: str,
+    recipient: str,
+    *,
+    header_from: str | None = None,
+    port: int = 25,
+    extra: tuple[str, ...] = (),
+) -> tuple[str, object]:
     """Send one message with a unique Message-Id; returns (message id, swaks result)."""
     message_id = f"{uuid.uuid4().hex}@molecule.example.org"
     result = swaks(
-        client, address,
-        "--helo", "relay.vendor.example.org",
-        "--from", sender, "--to", recipient,
-        "--header", f"Message-Id: <{message_id}>",
-        "--header", f"From: Library <{header_from or sender}>",
-        "--header", "Subject: molecule mail_relay test",
-        "--body", "Your hold request is ready for pickup.\n",
-        *extra, port=port)
+        client,
+        address,
+        "--helo",
+        "relay.vendor.example.org",
+        "--from",
+        sender,
+        "--to",
+        recipient,
+        "--header",
+        f"Message-Id: <{message_id}>",
+        "--header",
+        f"From: Library <{header_from or sender}>",
+        "--header",
+        "Subject: molecule mail_relay test",
+        "--body",
+        "Your hold request is ready for pickup.\n",
+        *extra,
+        port=port,
+    )
     return message_id, result
 
 
@@ -74,7 +93,8 @@ def stored(message_id: str, timeout: float = 90) -> list[dict]:
 def dkim_public_key(relay: str, domain: str) -> str:
     selector = "relay13" if relay.endswith("deb13") else "libsys"
     return podman_host(relay).check_output(
-        f"openssl pkey -in /etc/opendkim/keys/{domain}/{selector}.private -pubout -outform DER | base64 -w0")
+        f"openssl pkey -in /etc/opendkim/keys/{domain}/{selector}.private -pubout -outform DER | base64 -w0"
+    )
 
 
 DKIM_VERIFY = (
@@ -130,8 +150,9 @@ def test_dkim_signature_fails_with_another_key(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(RELAYS))
 def test_foreign_envelope_sender_is_rewritten_to_the_bounce_mailbox(name: str) -> None:
-    message_id, result = send(vendor, RELAYS[name], "alma-noreply@vendor.example.org",
-                              f"patron@{DOMAIN}", header_from=f"notices@{DOMAIN}")
+    message_id, result = send(
+        vendor, RELAYS[name], "alma-noreply@vendor.example.org", f"patron@{DOMAIN}", header_from=f"notices@{DOMAIN}"
+    )
     assert result.rc == 0, result.stdout
     delivery = stored(message_id)[0]
     assert delivery["sender"] == f"bounces@{DOMAIN}"
@@ -140,8 +161,10 @@ def test_foreign_envelope_sender_is_rewritten_to_the_bounce_mailbox(name: str) -
 def test_mail_through_the_vendor_relays_postfix_arrives_signed() -> None:
     """The vendor peer's own Postfix relays (STARTTLS required) to the Debian 12 relay."""
     message_id = f"{uuid.uuid4().hex}@molecule.example.org"
-    message = (f"From: Library <notices@{DOMAIN}>\nTo: patron@{DOMAIN}\n"
-               f"Subject: via vendor postfix\nMessage-Id: <{message_id}>\n\nOverdue reminder.\n")
+    message = (
+        f"From: Library <notices@{DOMAIN}>\nTo: patron@{DOMAIN}\n"
+        f"Subject: via vendor postfix\nMessage-Id: <{message_id}>\n\nOverdue reminder.\n"
+    )
     vendor.check_output(f"printf %s {shlex.quote(message)} | /usr/sbin/sendmail -f notices@{DOMAIN} patron@{DOMAIN}")
     deliveries = stored(message_id)
     assert len(deliveries) == 1
@@ -186,21 +209,41 @@ def test_no_open_relay(name: str) -> None:
     assert len(PROBES) >= 16
     accepted = []
     for client, sender, recipient in PROBES:
-        result = swaks(CLIENTS[client], RELAYS[name], "--helo", "probe.example.org",
-                       "--from", sender, "--to", recipient, "--quit-after", "RCPT")
+        result = swaks(
+            CLIENTS[client],
+            RELAYS[name],
+            "--helo",
+            "probe.example.org",
+            "--from",
+            sender,
+            "--to",
+            recipient,
+            "--quit-after",
+            "RCPT",
+        )
         if result.rc == 0:
             accepted.append((client, sender, recipient, result.stdout[-400:]))
     assert accepted == []
     # The probes can fail: the same path accepts an allowed recipient.
-    control = swaks(vendor, RELAYS[name], "--from", f"notices@{DOMAIN}", "--to", f"patron@{DOMAIN}",
-                    "--quit-after", "RCPT")
+    control = swaks(
+        vendor, RELAYS[name], "--from", f"notices@{DOMAIN}", "--to", f"patron@{DOMAIN}", "--quit-after", "RCPT"
+    )
     assert control.rc == 0, control.stdout
 
 
 @pytest.mark.parametrize("name", sorted(RELAYS))
 def test_outsider_is_refused_before_any_recipient(name: str) -> None:
-    result = swaks(outsider, RELAYS[name], "--from", f"notices@{DOMAIN}", "--to", f"patron@{DOMAIN}",
-                   "--quit-after", "RCPT", tls=False)
+    result = swaks(
+        outsider,
+        RELAYS[name],
+        "--from",
+        f"notices@{DOMAIN}",
+        "--to",
+        f"patron@{DOMAIN}",
+        "--quit-after",
+        "RCPT",
+        tls=False,
+    )
     assert result.rc != 0
     assert "554" in result.stdout
 
@@ -220,9 +263,19 @@ def test_tls_1_1_is_refused_and_tls_1_2_accepted(name: str) -> None:
 def run_sslyze(address: str, ca_file: Path) -> subprocess.CompletedProcess:
     sslyze = venv_tool("sslyze")
     return subprocess.run(
-        [str(sslyze), "--starttls", "smtp", "--mozilla_config=intermediate",
-         f"--certinfo_ca_file={ca_file}", f"{address}:25"],
-        capture_output=True, text=True, timeout=600, check=False)
+        [
+            str(sslyze),
+            "--starttls",
+            "smtp",
+            "--mozilla_config=intermediate",
+            f"--certinfo_ca_file={ca_file}",
+            f"{address}:25",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def test_sslyze_mozilla_intermediate_compliant() -> None:
@@ -236,8 +289,9 @@ def test_sslyze_self_signed_relay_only_lacks_a_trusted_certificate(tmp_path: Pat
     """Debian 12 relay with the generated self-signed certificate: protocols, ciphers, curves
     and key are compliant; the only finding is that no CA vouches for the certificate."""
     ca_file = tmp_path / "selfsigned.crt"
-    ca_file.write_text(podman_host("onprem-mr-deb13").check_output(
-        "cat /etc/postfix/libsys/tls/postfix-selfsigned.crt") + "\n")
+    ca_file.write_text(
+        podman_host("onprem-mr-deb13").check_output("cat /etc/postfix/libsys/tls/postfix-selfsigned.crt") + "\n"
+    )
     result = run_sslyze(RELAYS["onprem-mr-deb13"], ca_file)
     compliance = result.stdout.split("COMPLIANCE AGAINST", 1)[-1]
     findings = [line.strip() for line in compliance.splitlines() if line.strip().startswith("* ")]
@@ -267,8 +321,9 @@ def test_hub_5xx_bounces_to_the_envelope_sender(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(RELAYS))
 def test_bounce_of_a_foreign_sender_comes_home(name: str) -> None:
-    message_id, result = send(vendor, RELAYS[name], "alma-noreply@vendor.example.org",
-                              f"reject-me@{DOMAIN}", header_from=f"notices@{DOMAIN}")
+    message_id, result = send(
+        vendor, RELAYS[name], "alma-noreply@vendor.example.org", f"reject-me@{DOMAIN}", header_from=f"notices@{DOMAIN}"
+    )
     assert result.rc == 0, result.stdout
     bounces = [d for d in stored(message_id) if d["sender"] in ("", "MAILER-DAEMON")]
     assert len(bounces) == 1
@@ -276,33 +331,81 @@ def test_bounce_of_a_foreign_sender_comes_home(name: str) -> None:
 
 
 def test_header_from_policy_require_refuses_foreign_from() -> None:
-    _, refused = send(vendor, RELAYS["onprem-mr-deb13"], f"notices@{DOMAIN}", f"patron@{DOMAIN}",
-                      header_from="someone@outside.example.org")
+    _, refused = send(
+        vendor,
+        RELAYS["onprem-mr-deb13"],
+        f"notices@{DOMAIN}",
+        f"patron@{DOMAIN}",
+        header_from="someone@outside.example.org",
+    )
     assert refused.rc != 0
     assert "From header must be an address of the institution" in refused.stdout
-    message_id, kept = send(vendor, RELAYS["onprem-mr-deb12"], f"notices@{DOMAIN}", f"patron@{DOMAIN}",
-                            header_from="someone@outside.example.org")
+    message_id, kept = send(
+        vendor,
+        RELAYS["onprem-mr-deb12"],
+        f"notices@{DOMAIN}",
+        f"patron@{DOMAIN}",
+        header_from="someone@outside.example.org",
+    )
     assert kept.rc == 0, kept.stdout
     assert len(stored(message_id)) == 1
 
 
 def test_smtp_auth_on_submission() -> None:
     address = RELAYS["onprem-mr-deb13"]
-    good = swaks(vendor, address, "--from", f"notices@{DOMAIN}", "--to", f"patron@{DOMAIN}",
-                 "--auth", "PLAIN", "--auth-user", "alma", "--auth-password", "molecule-test-only-secret",
-                 "--quit-after", "RCPT", port=587)
+    good = swaks(
+        vendor,
+        address,
+        "--from",
+        f"notices@{DOMAIN}",
+        "--to",
+        f"patron@{DOMAIN}",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alma",
+        "--auth-password",
+        "molecule-test-only-secret",
+        "--quit-after",
+        "RCPT",
+        port=587,
+    )
     assert good.rc == 0, good.stdout
     assert "235 2.7.0" in good.stdout
-    bad = swaks(vendor, address, "--from", f"notices@{DOMAIN}", "--to", f"patron@{DOMAIN}",
-                "--auth", "PLAIN", "--auth-user", "alma", "--auth-password", "wrong-password-123",
-                "--quit-after", "RCPT", port=587)
+    bad = swaks(
+        vendor,
+        address,
+        "--from",
+        f"notices@{DOMAIN}",
+        "--to",
+        f"patron@{DOMAIN}",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alma",
+        "--auth-password",
+        "wrong-password-123",
+        "--quit-after",
+        "RCPT",
+        port=587,
+    )
     assert bad.rc != 0
     assert "535" in bad.stdout
     # No AUTH before STARTTLS, and no plaintext at all on 587.
     plain = swaks(vendor, address, "--quit-after", "EHLO", port=587, tls=False)
     assert "AUTH" not in plain.stdout.split("EHLO", 1)[-1]
-    plain_mail = swaks(vendor, address, "--from", f"notices@{DOMAIN}", "--to", f"patron@{DOMAIN}",
-                       "--quit-after", "RCPT", port=587, tls=False)
+    plain_mail = swaks(
+        vendor,
+        address,
+        "--from",
+        f"notices@{DOMAIN}",
+        "--to",
+        f"patron@{DOMAIN}",
+        "--quit-after",
+        "RCPT",
+        port=587,
+        tls=False,
+    )
     assert plain_mail.rc != 0
 
 
@@ -310,8 +413,7 @@ def test_smtp_auth_on_submission() -> None:
 def test_message_size_limit(name: str) -> None:
     limit = int(podman_host(name).check_output("postconf -h message_size_limit"))
     vendor.check_output(f"head -c {limit + 200000} /dev/zero | base64 > /tmp/big.txt")
-    _, big = send(vendor, RELAYS[name], f"notices@{DOMAIN}", f"patron@{DOMAIN}",
-                  extra=("--attach", "@/tmp/big.txt"))
+    _, big = send(vendor, RELAYS[name], f"notices@{DOMAIN}", f"patron@{DOMAIN}", extra=("--attach", "@/tmp/big.txt"))
     assert big.rc != 0
     assert "552" in big.stdout
 
@@ -341,11 +443,18 @@ BAD_INPUT = [
     ({"mail_relay_sender_domains": ["-bad-.example.edu"]}, "mail_relay_sender_domains[0]"),
     ({"mail_relay_bounce_address": "bounces@outside.example.org"}, "mail_relay_bounce_address"),
     ({"mail_relay_dkim_keys": [{"domain": DOMAIN, "selector": "bad_selector!"}]}, "mail_relay_dkim_keys[0]"),
-    ({"mail_relay_dkim_keys": [{"domain": DOMAIN, "selector": "a"}, {"domain": DOMAIN, "selector": "b"}]},
-     "mail_relay_dkim_keys[0]"),
-    ({"mail_relay_dkim_keys": [{"domain": DOMAIN, "selector": "s1",
-                                "private_key": "-----BEGIN PRIVATE KEY-----\nnot a key\n"}]},
-     "private_key is not a readable"),
+    (
+        {"mail_relay_dkim_keys": [{"domain": DOMAIN, "selector": "a"}, {"domain": DOMAIN, "selector": "b"}]},
+        "mail_relay_dkim_keys[0]",
+    ),
+    (
+        {
+            "mail_relay_dkim_keys": [
+                {"domain": DOMAIN, "selector": "s1", "private_key": "-----BEGIN PRIVATE KEY-----\nnot a key\n"}
+            ]
+        },
+        "private_key is not a readable",
+    ),
     ({"mail_relay_dkim_keys": [{"domain": DOMAIN, "selector": "s1", "bits": 512}]}, "bits"),
     ({"mail_relay_relayhost": "[smtp.example.edu]:99999"}, "mail_relay_relayhost"),
     ({"mail_relay_relayhost": "smtp example.edu"}, "mail_relay_relayhost"),
@@ -353,12 +462,16 @@ BAD_INPUT = [
     ({"mail_relay_smtp_tls_security_level": "may"}, "mail_relay_allow_plaintext_fallback"),
     ({"mail_relay_spf_includes": [f"spf{i}.example.org" for i in range(11)]}, "fails the lint"),
     ({"mail_relay_spf_mechanisms": ["-all"]}, "fails the lint"),
-    ({"postfix_tls_cert_file": "/etc/ssl/missing.crt", "postfix_tls_key_file": "/etc/ssl/missing.key"},
-     "/etc/ssl/missing.crt"),
+    (
+        {"postfix_tls_cert_file": "/etc/ssl/missing.crt", "postfix_tls_key_file": "/etc/ssl/missing.key"},
+        "/etc/ssl/missing.crt",
+    ),
 ]
 
-STATE = ("find /etc/postfix /etc/opendkim /etc/opendkim.conf -type f -print0 | sort -z | xargs -0 sha256sum;"
-         " postfix status 2>/dev/null && systemctl is-active opendkim.service")
+STATE = (
+    "find /etc/postfix /etc/opendkim /etc/opendkim.conf -type f -print0 | sort -z | xargs -0 sha256sum;"
+    " postfix status 2>/dev/null && systemctl is-active opendkim.service"
+)
 
 
 @pytest.mark.parametrize(("extra", "expected"), BAD_INPUT, ids=[str(i) for i in range(len(BAD_INPUT))])
@@ -369,13 +482,30 @@ def test_bad_input_fails_before_any_change(extra: dict, expected: str, tmp_path:
     extra_file.write_text(json.dumps(extra))
     inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
     venv_bin = Path(venv_tool("ansible-playbook")).parent
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-               ANSIBLE_COLLECTIONS_PATH=str(SCENARIO_DIR.parent.parent / ".build" / "collections"))
+    env = dict(
+        os.environ,
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+        ANSIBLE_COLLECTIONS_PATH=str(SCENARIO_DIR.parent.parent / ".build" / "collections"),
+    )
     result = subprocess.run(
-        [str(venv_bin / "ansible-playbook"), "-i", str(inventory), "-l", "onprem-mr-deb12",
-         "-e", f"@{extra_file}", str(SCENARIO_DIR / "bad_input.yml")],
-        capture_output=True, text=True, timeout=600, check=False, env=env)
+        [
+            str(venv_bin / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            "-l",
+            "onprem-mr-deb12",
+            "-e",
+            f"@{extra_file}",
+            str(SCENARIO_DIR / "bad_input.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert expected in output, output[-3000:]

@@ -79,7 +79,8 @@ def html_slip(recipient: str, text: str) -> EmailMessage:
         "<!DOCTYPE html><html><body><h1>Request slip</h1>"
         f"<p>Item ready for pickup: <b>{text}</b></p>"
         '<img src="http://198.51.100.188:8080/logo.png"></body></html>',
-        subtype="html")
+        subtype="html",
+    )
     return msg
 
 
@@ -87,12 +88,24 @@ def send(client, host: str, msg, sender: str = VENDOR_SENDER, recipient: str | N
     """Send the message's bytes with swaks from a peer container; returns the result."""
     raw = msg if isinstance(msg, bytes) else msg.as_bytes()
     path = f"/root/msg-{uuid.uuid4().hex}.eml"
-    subprocess.run(["podman", "exec", "-i", client.backend.name, "sh", "-c", f"cat > {path}"],
-                   input=raw, check=True)
+    subprocess.run(["podman", "exec", "-i", client.backend.name, "sh", "-c", f"cat > {path}"], input=raw, check=True)
     recipient = recipient or str(msg["To"])
-    command = ["swaks", "--server", HOSTS[host], "--timeout", "120", "--tls",
-               "--helo", "relay.vendor.example.org", "--from", sender, "--to", recipient,
-               "--data", f"@{path}"]
+    command = [
+        "swaks",
+        "--server",
+        HOSTS[host],
+        "--timeout",
+        "120",
+        "--tls",
+        "--helo",
+        "relay.vendor.example.org",
+        "--from",
+        sender,
+        "--to",
+        recipient,
+        "--data",
+        f"@{path}",
+    ]
     result = client.run(shlex.join(command))
     client.run(f"rm -f {path}")
     return result
@@ -105,8 +118,10 @@ def refused_with(result, code: str) -> bool:
 
 def printed_with(host, text: str, timeout: float = 150) -> list[str]:
     """The cups-pdf output files whose text contains `text` (waits for them to appear)."""
-    script = (f"for f in {PDF_DIR}/*.pdf; do [ -e \"$f\" ] || continue; "
-              f"pdftotext -q \"$f\" - | grep -q {shlex.quote(text)} && echo \"$f\"; done; true")
+    script = (
+        f'for f in {PDF_DIR}/*.pdf; do [ -e "$f" ] || continue; '
+        f'pdftotext -q "$f" - | grep -q {shlex.quote(text)} && echo "$f"; done; true'
+    )
     deadline = time.monotonic() + timeout
     while True:
         found = host.check_output(script).split()
@@ -170,8 +185,7 @@ def test_pdf_attachment_prints_as_itself(name: str) -> None:
     body_text, pdf_text = token(), token()
     msg = message(CIRCDESK, "Transit slip")
     msg.set_content(f"See the attached slip {body_text}")
-    msg.add_attachment(make_pdf(pdf_text), maintype="application", subtype="pdf",
-                       filename="transit-slip.pdf")
+    msg.add_attachment(make_pdf(pdf_text), maintype="application", subtype="pdf", filename="transit-slip.pdf")
     result = send(vendor, name, msg)
     assert result.rc == 0, result.stdout + result.stderr
     files = printed_with(host, pdf_text)
@@ -183,9 +197,12 @@ def test_pdf_attachment_prints_as_itself(name: str) -> None:
 
 def imap_fetch(host: str, user: str, password: str, text: str, cafile: str | None) -> str:
     """Log in over IMAPS from the vendor peer and return the INBOX messages containing text."""
-    verify = (f"ctx = ssl.create_default_context(cafile={cafile!r})" if cafile else
-              "ctx = ssl.create_default_context(cadata=ssl.get_server_certificate((HOST, 993)))\n"
-              "ctx.check_hostname = False")
+    verify = (
+        f"ctx = ssl.create_default_context(cafile={cafile!r})"
+        if cafile
+        else "ctx = ssl.create_default_context(cadata=ssl.get_server_certificate((HOST, 993)))\n"
+        "ctx.check_hostname = False"
+    )
     script = f"""
 import imaplib, ssl, sys
 HOST = {HOSTS[host]!r}
@@ -200,10 +217,15 @@ for num in data[0].split():
 imap.logout()
 """
     path = f"/root/imap-{uuid.uuid4().hex}.py"
-    subprocess.run(["podman", "exec", "-i", "onprem-pp-vendor", "sh", "-c", f"cat > {path}"],
-                   input=script.encode(), check=True)
-    result = subprocess.run(["podman", "exec", "-i", "onprem-pp-vendor", "python3", path],
-                            input=password.encode(), capture_output=True, check=False)
+    subprocess.run(
+        ["podman", "exec", "-i", "onprem-pp-vendor", "sh", "-c", f"cat > {path}"], input=script.encode(), check=True
+    )
+    result = subprocess.run(
+        ["podman", "exec", "-i", "onprem-pp-vendor", "python3", path],
+        input=password.encode(),
+        capture_output=True,
+        check=False,
+    )
     return result.stdout.decode() + result.stderr.decode()
 
 
@@ -227,8 +249,9 @@ def test_mailbox_mode_mail_is_readable_over_imaps(name: str) -> None:
     # Nothing printed for a mailbox-only printer.
     assert printed_with(podman_host(name), text, timeout=5) == []
     # A wrong password is refused.
-    refused = imap_fetch(name, ILL, "wrong-password-123", text,
-                         "/etc/ssl/libsys-test/print-ca.crt" if name.endswith("deb12") else None)
+    refused = imap_fetch(
+        name, ILL, "wrong-password-123", text, "/etc/ssl/libsys-test/print-ca.crt" if name.endswith("deb12") else None
+    )
     assert "AUTHENTICATIONFAILED" in refused or "authentication failed" in refused.lower(), refused
 
 
@@ -252,15 +275,15 @@ def test_hostile_attachment_names_run_nothing_and_escape_nothing(name: str) -> N
         texts.append(text)
         msg = message(CIRCDESK, f"$(touch /tmp/pwn) {filename}")
         msg.set_content("hostile names")
-        msg.add_attachment(make_pdf(text), maintype="application", subtype="pdf",
-                           filename=filename)
+        msg.add_attachment(make_pdf(text), maintype="application", subtype="pdf", filename=filename)
         result = send(vendor, name, msg)
         assert result.rc == 0, result.stdout + result.stderr
     for text in texts:
         assert len(printed_with(host, text)) == 1, text
     assert not host.file("/tmp/pwn").exists  # noqa: S108 - what the hostile names try to create
-    escaped = host.run("find / -xdev -newer /tmp/molecule-marker \\( -name x.pdf -o -name -o.pdf "
-                       "-o -name '*touch*' \\) -print")
+    escaped = host.run(
+        "find / -xdev -newer /tmp/molecule-marker \\( -name x.pdf -o -name -o.pdf -o -name '*touch*' \\) -print"
+    )
     assert escaped.stdout.strip() == "", escaped.stdout
 
 
@@ -268,16 +291,30 @@ def test_hostile_attachment_names_run_nothing_and_escape_nothing(name: str) -> N
 def test_60_mb_attachment_is_refused_with_5xx(name: str) -> None:
     path = "/root/big.eml"
     vendor.run(
-        "python3 -c \"import base64, os, sys, textwrap; "
+        'python3 -c "import base64, os, sys, textwrap; '
         "sys.stdout.write('From: alma@vendor.example.org\\r\\nTo: " + CIRCDESK + "\\r\\n"
         "Subject: big\\r\\nMIME-Version: 1.0\\r\\nContent-Type: application/pdf\\r\\n"
         "Content-Transfer-Encoding: base64\\r\\n\\r\\n'); "
         "data = base64.encodebytes(b'%PDF-1.4 ' + os.urandom(45 * 1024 * 1024)).decode(); "
-        "sys.stdout.write(data.replace(chr(10), chr(13) + chr(10)))\" > " + path)
+        'sys.stdout.write(data.replace(chr(10), chr(13) + chr(10)))" > ' + path
+    )
     assert int(vendor.check_output(f"stat -c %s {path}")) > 60 * 1000 * 1000
-    command = ["swaks", "--server", HOSTS[name], "--timeout", "300", "--tls",
-               "--helo", "relay.vendor.example.org", "--from", VENDOR_SENDER, "--to", CIRCDESK,
-               "--data", f"@{path}"]
+    command = [
+        "swaks",
+        "--server",
+        HOSTS[name],
+        "--timeout",
+        "300",
+        "--tls",
+        "--helo",
+        "relay.vendor.example.org",
+        "--from",
+        VENDOR_SENDER,
+        "--to",
+        CIRCDESK,
+        "--data",
+        f"@{path}",
+    ]
     result = vendor.run(shlex.join(command))
     assert refused_with(result, "552"), result.stdout[-600:]
 
@@ -288,8 +325,13 @@ def test_deeply_nested_multipart_is_bounced_and_kept(name: str) -> None:
     text = token()
     msgid = f"<{uuid.uuid4().hex}@molecule.example.org>"
     depth = 60
-    lines = [f"From: {VENDOR_SENDER}", f"To: {CIRCDESK}", "Subject: nested",
-             f"Message-Id: {msgid}", "MIME-Version: 1.0"]
+    lines = [
+        f"From: {VENDOR_SENDER}",
+        f"To: {CIRCDESK}",
+        "Subject: nested",
+        f"Message-Id: {msgid}",
+        "MIME-Version: 1.0",
+    ]
     for level in range(depth):
         lines += [f'Content-Type: multipart/mixed; boundary="b{level}"', "", f"--b{level}"]
     lines += ["Content-Type: text/plain", "", text]
@@ -310,8 +352,7 @@ def test_type_not_on_the_allowlist_is_bounced(name: str) -> None:
     host = podman_host(name)
     msg = message(CIRCDESK, "Not a PDF")
     msg.set_content("see attachment")
-    msg.add_attachment(b"MZ\x90\x00 fake program", maintype="application",
-                       subtype="x-msdownload", filename="slip.exe")
+    msg.add_attachment(b"MZ\x90\x00 fake program", maintype="application", subtype="x-msdownload", filename="slip.exe")
     result = send(vendor, name, msg)
     assert result.rc == 0, result.stdout
     line = journal_line(host, str(msg["Message-Id"]))
@@ -339,9 +380,13 @@ def test_cups_failure_leaves_mail_deferred_then_prints(name: str) -> None:
         deadline = time.monotonic() + 120
         while True:
             queue = [json.loads(line) for line in host.check_output("postqueue -j").splitlines() if line.strip()]
-            held = [rcpt for entry in queue if entry["queue_name"] == "deferred"
-                    for rcpt in entry["recipients"]
-                    if rcpt["address"] == CIRCDESK and "will retry" in rcpt.get("delay_reason", "")]
+            held = [
+                rcpt
+                for entry in queue
+                if entry["queue_name"] == "deferred"
+                for rcpt in entry["recipients"]
+                if rcpt["address"] == CIRCDESK and "will retry" in rcpt.get("delay_reason", "")
+            ]
             if held or time.monotonic() > deadline:
                 break
             time.sleep(3)
@@ -366,21 +411,35 @@ def test_status_command_counts_jobs_per_printer(name: str) -> None:
     assert "PRINTED" in table and "circdesk" in table
 
 
-STATE = ("lpstat -v; cat /etc/postfix/main.cf /etc/postfix/libsys/print_proxy_* "
-         "/etc/libsys-onprem/print-proxy/printers.json | sha256sum")
+STATE = (
+    "lpstat -v; cat /etc/postfix/main.cf /etc/postfix/libsys/print_proxy_* "
+    "/etc/libsys-onprem/print-proxy/printers.json | sha256sum"
+)
 GOOD = {"name": "x1", "address": "x1@print.library.example.edu", "device_uri": "cups-pdf:/"}
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    ({"print_proxy_printers": [GOOD, {**GOOD, "name": "x2", "address": "not an address"}]},
-     "print_proxy_printers[1] (name: x2)"),
-    ({"print_proxy_printers": [GOOD, {**GOOD, "device_uri": "cups-pdf:/x"}]},
-     "print_proxy_printers[0] (name: x1): duplicate printer"),
-    ({"print_proxy_printers": [{**GOOD, "device_uri": "file:///etc/passwd"}]},
-     "print_proxy_printers[0] (name: x1): mode must be print"),
-    ({"print_proxy_printers": [{**GOOD, "allowed_clients": ["198.51.100.300/24"]}]},
-     "print_proxy_printers[0] (name: x1).allowed_clients"),
-], ids=["invalid-address", "duplicate-printer", "unknown-scheme", "bad-cidr"])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"print_proxy_printers": [GOOD, {**GOOD, "name": "x2", "address": "not an address"}]},
+            "print_proxy_printers[1] (name: x2)",
+        ),
+        (
+            {"print_proxy_printers": [GOOD, {**GOOD, "device_uri": "cups-pdf:/x"}]},
+            "print_proxy_printers[0] (name: x1): duplicate printer",
+        ),
+        (
+            {"print_proxy_printers": [{**GOOD, "device_uri": "file:///etc/passwd"}]},
+            "print_proxy_printers[0] (name: x1): mode must be print",
+        ),
+        (
+            {"print_proxy_printers": [{**GOOD, "allowed_clients": ["198.51.100.300/24"]}]},
+            "print_proxy_printers[0] (name: x1).allowed_clients",
+        ),
+    ],
+    ids=["invalid-address", "duplicate-printer", "unknown-scheme", "bad-cidr"],
+)
 def test_bad_input_fails_before_any_change(extra: dict, expected: str, tmp_path: Path) -> None:
     host = podman_host("onprem-pp-deb12")
     before = host.check_output(STATE)
@@ -388,13 +447,30 @@ def test_bad_input_fails_before_any_change(extra: dict, expected: str, tmp_path:
     extra_file.write_text(json.dumps(extra))
     inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
     venv_bin = Path(venv_tool("ansible-playbook")).parent
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-               ANSIBLE_COLLECTIONS_PATH=str(SCENARIO_DIR.parent.parent / ".build" / "collections"))
+    env = dict(
+        os.environ,
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+        ANSIBLE_COLLECTIONS_PATH=str(SCENARIO_DIR.parent.parent / ".build" / "collections"),
+    )
     result = subprocess.run(
-        [str(venv_bin / "ansible-playbook"), "-i", str(inventory), "-l", "onprem-pp-deb12",
-         "-e", f"@{extra_file}", str(SCENARIO_DIR / "bad_input.yml")],
-        capture_output=True, text=True, timeout=600, check=False, env=env)
+        [
+            str(venv_bin / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            "-l",
+            "onprem-pp-deb12",
+            "-e",
+            f"@{extra_file}",
+            str(SCENARIO_DIR / "bad_input.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert expected in output, output[-3000:]

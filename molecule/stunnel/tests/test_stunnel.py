@@ -22,11 +22,11 @@ CONNECT_OUTCOME = (
     "import socket, sys\n"
     "try:\n"
     "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
-    "    print(\"open\")\n"
+    '    print("open")\n'
     "except TimeoutError:\n"
-    "    print(\"timeout\")\n"
+    '    print("timeout")\n'
     "except ConnectionRefusedError:\n"
-    "    print(\"refused\")\n"
+    '    print("refused")\n'
 )
 
 
@@ -138,9 +138,18 @@ def test_sslyze_mozilla_intermediate_on_5001(name: str) -> None:
     result = subprocess.run(
         # The test CA is the trust anchor (certificate path validation is part of the check); the
         # listener requires a client certificate, so sslyze presents the cloud's.
-        [sslyze, "--mozilla_config=intermediate", f"--certinfo_ca_file={pki}/vendor-ca.crt",
-         f"--cert={pki}/cloud-client.crt", f"--key={pki}/cloud-client.key", f"{ADDRESSES[name]}:5001"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sslyze,
+            "--mozilla_config=intermediate",
+            f"--certinfo_ca_file={pki}/vendor-ca.crt",
+            f"--cert={pki}/cloud-client.crt",
+            f"--key={pki}/cloud-client.key",
+            f"{ADDRESSES[name]}:5001",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "OK - Compliant" in result.stdout

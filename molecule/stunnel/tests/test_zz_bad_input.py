@@ -16,12 +16,28 @@ PKI = os.path.join(EPHEMERAL, "pki")
 CONVERGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "converge.yml")
 GOOD_TUNNELS = [
     {"name": "sip2", "mode": "client", "accept_port": 6001, "connect_host": "cloud.example.org"},
-    {"name": "sip2-foreign-ca", "mode": "client", "accept_port": 6002, "connect_host": "cloud.example.org",
-     "connect_port": 6444},
-    {"name": "sip2-wrong-name", "mode": "client", "accept_port": 6003, "connect_host": "cloud.example.org",
-     "connect_port": 6445},
-    {"name": "asrs-in", "mode": "server", "accept_port": 5001, "connect_host": "198.51.100.78", "connect_port": 4000,
-     "allowed_sources": ["198.51.100.80/29", "198.51.100.65/32"]},
+    {
+        "name": "sip2-foreign-ca",
+        "mode": "client",
+        "accept_port": 6002,
+        "connect_host": "cloud.example.org",
+        "connect_port": 6444,
+    },
+    {
+        "name": "sip2-wrong-name",
+        "mode": "client",
+        "accept_port": 6003,
+        "connect_host": "cloud.example.org",
+        "connect_port": 6445,
+    },
+    {
+        "name": "asrs-in",
+        "mode": "server",
+        "accept_port": 5001,
+        "connect_host": "198.51.100.78",
+        "connect_port": 4000,
+        "allowed_sources": ["198.51.100.80/29", "198.51.100.65/32"],
+    },
 ]
 FINGERPRINT = (
     "find /etc/stunnel /etc/libsys-onprem /etc/systemd/system -type f -print0 | sort -z | xargs -0 sha256sum; "
@@ -35,12 +51,23 @@ def tunnels(**change) -> list[dict]:
 
 
 def run_role(extra: dict) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(EPHEMERAL, "ansible.cfg"), NO_COLOR="1",
-               ANSIBLE_FORCE_COLOR="0")
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(EPHEMERAL, "ansible.cfg"), NO_COLOR="1", ANSIBLE_FORCE_COLOR="0")
     return subprocess.run(
-        ["ansible-playbook", "-i", os.path.join(EPHEMERAL, "inventory"), "--limit", HOST, CONVERGE,
-         "-e", json.dumps(extra)],
-        capture_output=True, text=True, timeout=600, check=False, env=env,
+        [
+            "ansible-playbook",
+            "-i",
+            os.path.join(EPHEMERAL, "inventory"),
+            "--limit",
+            HOST,
+            CONVERGE,
+            "-e",
+            json.dumps(extra),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
     )
 
 
@@ -51,24 +78,45 @@ def fingerprint() -> str:
 BAD_INPUT = [
     ({"stunnel_tunnels": tunnels(mode="relay")}, ["relay", "mode"]),
     ({"stunnel_tunnels": tunnels(accept_port=70000)}, ["stunnel_tunnels[0] (name: sip2)", "70000 is outside 1-65535"]),
-    ({"stunnel_tunnels": tunnels(allowed_sources=["198.51.100.300/30"])},
-     ["stunnel_tunnels[0].allowed_sources[0]", "198.51.100.300/30"]),
+    (
+        {"stunnel_tunnels": tunnels(allowed_sources=["198.51.100.300/30"])},
+        ["stunnel_tunnels[0].allowed_sources[0]", "198.51.100.300/30"],
+    ),
     ({"stunnel_tunnels": tunnels(allowed_sources=["198.51.100.89/30"])}, ["198.51.100.89/30", "host bits"]),
     ({"stunnel_tunnels": [*GOOD_TUNNELS, dict(GOOD_TUNNELS[0], accept_port=6009)]}, ["duplicate", "name sip2"]),
-    ({"stunnel_tunnels": [*GOOD_TUNNELS, dict(GOOD_TUNNELS[0], name="sip2-copy")]},
-     ["duplicate", "accept_port 6001", "sip2-copy"]),
+    (
+        {"stunnel_tunnels": [*GOOD_TUNNELS, dict(GOOD_TUNNELS[0], name="sip2-copy")]},
+        ["duplicate", "accept_port 6001", "sip2-copy"],
+    ),
     ({"stunnel_cert_src": "/nonexistent/institution.crt"}, ["stunnel_cert_src", "/nonexistent/institution.crt"]),
     ({"stunnel_key_src": f"{PKI}/cloud.key"}, ["stunnel_key does not match stunnel_cert"]),
-    ({"stunnel_cert_src": f"{PKI}/institution-expired.crt", "stunnel_key_src": f"{PKI}/institution-expired.key"},
-     ["expired"]),
-    ({"stunnel_cert_src": f"{PKI}/institution-foreign.crt", "stunnel_key_src": f"{PKI}/institution-foreign.key"},
-     ["does not", "verify against stunnel_ca"]),
+    (
+        {"stunnel_cert_src": f"{PKI}/institution-expired.crt", "stunnel_key_src": f"{PKI}/institution-expired.key"},
+        ["expired"],
+    ),
+    (
+        {"stunnel_cert_src": f"{PKI}/institution-foreign.crt", "stunnel_key_src": f"{PKI}/institution-foreign.key"},
+        ["does not", "verify against stunnel_ca"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("extra", "expected"), BAD_INPUT, ids=[
-    "unknown-mode", "port-out-of-range", "invalid-cidr", "cidr-host-bits", "duplicate-name", "duplicate-port",
-    "missing-cert", "mismatched-key", "expired-cert", "foreign-chain"])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    BAD_INPUT,
+    ids=[
+        "unknown-mode",
+        "port-out-of-range",
+        "invalid-cidr",
+        "cidr-host-bits",
+        "duplicate-name",
+        "duplicate-port",
+        "missing-cert",
+        "mismatched-key",
+        "expired-cert",
+        "foreign-chain",
+    ],
+)
 def test_bad_input_fails_before_any_change(extra: dict, expected: list[str]) -> None:
     before = fingerprint()
     result = run_role(extra)

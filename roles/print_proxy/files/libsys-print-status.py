@@ -23,9 +23,14 @@ OUTCOMES = ("printed", "rejected", "refused", "deferred")
 
 def lpstat(*args: str) -> str:
     try:
-        result = subprocess.run(["/usr/bin/lpstat", *args], capture_output=True,  # noqa: S603
-                                text=True, timeout=20,
-                                check=False, env={"PATH": "/usr/bin:/bin", "LANG": "C"})
+        result = subprocess.run(  # noqa: S603 - fixed program, argument list, no shell
+            ["/usr/bin/lpstat", *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C"},
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return result.stdout
@@ -45,8 +50,12 @@ def main() -> int:
     rows = []
     for address, printer in sorted(config["printers"].items()):
         counts = stats.get(printer["name"], {})
-        row = {"printer": printer["name"], "address": address, "mode": printer["mode"],
-               "queue": printer["queue"] or "-"}
+        row = {
+            "printer": printer["name"],
+            "address": address,
+            "mode": printer["mode"],
+            "queue": printer["queue"] or "-",
+        }
         row.update({outcome: int(counts.get(outcome, 0)) for outcome in OUTCOMES})
         if printer["queue"]:
             state = lpstat("-p", printer["queue"]).strip().splitlines()
@@ -61,8 +70,18 @@ def main() -> int:
         return 0
     header = ("PRINTER", "MODE", "QUEUE", "PRINTED", "REJECTED", "REFUSED", "DEFERRED", "PENDING")
     lines = [header] + [
-        (r["printer"], r["mode"], r["queue"], str(r["printed"]), str(r["rejected"]),
-         str(r["refused"]), str(r["deferred"]), str(r["cups_pending"])) for r in rows]
+        (
+            r["printer"],
+            r["mode"],
+            r["queue"],
+            str(r["printed"]),
+            str(r["rejected"]),
+            str(r["refused"]),
+            str(r["deferred"]),
+            str(r["cups_pending"]),
+        )
+        for r in rows
+    ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         print("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip())

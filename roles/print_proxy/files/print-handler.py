@@ -164,9 +164,7 @@ def classify(message: Message, limits: dict) -> tuple[Message | None, list[bytes
         if ctype in BODY_TYPES and disposition != "attachment":
             bodies.setdefault(ctype, part)
             decoded(part, budget)
-        elif ctype in PDF_TYPES or (
-            ctype == "application/octet-stream" and disposition == "attachment"
-        ):
+        elif ctype in PDF_TYPES or (ctype == "application/octet-stream" and disposition == "attachment"):
             data = decoded(part, budget)
             if not data.startswith(b"%PDF-"):
                 if ctype == "application/octet-stream":
@@ -211,16 +209,21 @@ def render(document: str, images: dict, paper: str, out: str) -> None:
         raise ValueError(f"fetching {url[:80]} is not allowed")
 
     page = weasyprint.CSS(string=f"@page {{ size: {paper}; margin: 12mm }}")
-    weasyprint.HTML(string=document, url_fetcher=fetcher, base_url="cid:/").write_pdf(
-        out, stylesheets=[page])
+    weasyprint.HTML(string=document, url_fetcher=fetcher, base_url="cid:/").write_pdf(out, stylesheets=[page])
 
 
 def submit(queue: str, path: str, title: str, timeout: int) -> str:
     command = ["/usr/bin/lp", "-d", queue, "-t", title, "--", path]
     try:
         # An argument list (no shell); the file name was made here, "--" ends the options.
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,  # noqa: S603
-                                check=False, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        result = subprocess.run(  # noqa: S603 - argument list, no shell
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise TempFail(f"lp failed: {error}") from error
     if result.returncode != 0:
@@ -236,8 +239,10 @@ def sender_allowed(sender: str, allowed: list[str]) -> bool:
     domain = sender.rpartition("@")[2]
     # The same matches as Postfix's check_sender_access: the address, or the domain and its
     # subdomains for an @domain entry.
-    return any(entry == sender or (entry.startswith("@") and (
-        domain == entry[1:] or domain.endswith("." + entry[1:]))) for entry in allowed)
+    return any(
+        entry == sender or (entry.startswith("@") and (domain == entry[1:] or domain.endswith("." + entry[1:])))
+        for entry in allowed
+    )
 
 
 def process(args: argparse.Namespace, config: dict, raw: bytes) -> tuple[str, str]:
@@ -269,8 +274,7 @@ def process(args: argparse.Namespace, config: dict, raw: bytes) -> tuple[str, st
             files.append(out)
         job_id = uuid.uuid4().hex[:12]
         for number, path in enumerate(files, 1):
-            jobs.append(submit(printer["queue"], path, f"slip-{job_id}-{number}",
-                               config["lp_timeout"]))
+            jobs.append(submit(printer["queue"], path, f"slip-{job_id}-{number}", config["lp_timeout"]))
     return printer["name"], f"jobs={','.join(jobs)}"
 
 

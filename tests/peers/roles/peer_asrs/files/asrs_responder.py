@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A stand-in for the ASRS (remote storage) host: answers each line with "ASRS-ACK <line>".
 
-    asrs_responder.py [--host ADDRESS] [--port 4000]   (default: all addresses)
+asrs_responder.py [--host ADDRESS] [--port 4000]   (default: all addresses)
 """
 
 from __future__ import annotations

@@ -43,8 +43,10 @@ def main() -> None:
         # Let the client offer what the server must refuse (OpenSSL 3 would not, by default).
         context.set_ciphers((args.ciphers or "DEFAULT") + ":@SECLEVEL=0")
     try:
-        with socket.create_connection((args.host, args.port), timeout=5) as raw, \
-                context.wrap_socket(raw, server_hostname=args.server_name or args.host) as tls:
+        with (
+            socket.create_connection((args.host, args.port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=args.server_name or args.host) as tls,
+        ):
             tls.sendall(b"PROBE\n")
             reply = tls.recv(4096)
             if not reply:
