@@ -11,8 +11,8 @@ readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly NETWORK=libsys-lab
 readonly SUBNET=203.0.113.128/25
 readonly REPORT_DIR="${ROOT}/lab-report"
-export PATH="${ROOT}/.venv/bin:${PATH}"
-export ANSIBLE_COLLECTIONS_PATH="${ROOT}/.build/collections"
+# shellcheck source=tools/collection-env.sh
+source "${ROOT}/tools/collection-env.sh"
 export ANSIBLE_CONFIG="${ROOT}/inventories/lab/ansible.cfg"
 export ANSIBLE_ROLES_PATH="${ROOT}/tests/peers/roles"
 # The peer roles of tests/peers read these two, as under Molecule: the repository, and the
@@ -42,11 +42,6 @@ readonly HOST_ENTRIES=(
 )
 
 log() { printf '[lab] %s\n' "$*" >&2; }
-
-link_collection() {
-  mkdir -p "${ROOT}/.build/collections/ansible_collections/libsys"
-  ln -sfn "${ROOT}" "${ROOT}/.build/collections/ansible_collections/libsys/onprem"
-}
 
 start_containers() {
   if ! podman network exists "${NETWORK}"; then
@@ -93,7 +88,6 @@ run_play() {
 
 up() {
   [[ $EUID -eq 0 ]] || { log "run as root"; exit 2; }
-  link_collection
   mkdir -p "${REPORT_DIR}"
   STEPS=()
   start_containers

@@ -6,11 +6,9 @@
 #   tools/run-benchmarks.sh port_check      benchmarks/port_check_bench.py only
 set -uo pipefail
 readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export PATH="${ROOT}/.venv/bin:${PATH}"
-export ANSIBLE_COLLECTIONS_PATH="${ROOT}/.build/collections"
-export PYTHONPATH="${ROOT}/.build/collections${PYTHONPATH:+:${PYTHONPATH}}"
-mkdir -p "${ROOT}/.build/collections/ansible_collections/libsys" "${ROOT}/benchmarks/results"
-ln -sfn "${ROOT}" "${ROOT}/.build/collections/ansible_collections/libsys/onprem"
+# shellcheck source=tools/collection-env.sh
+source "${ROOT}/tools/collection-env.sh"
+mkdir -p "${ROOT}/benchmarks/results"
 
 names=("$@")
 if [[ ${#names[@]} -eq 0 ]]; then

@@ -8,16 +8,13 @@
 set -uo pipefail
 
 readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-readonly VENV="${ROOT}/.venv"
 readonly BUILD="${ROOT}/.build"
-readonly COLLECTIONS="${BUILD}/collections"
 # Outside the repository: inside it, ansible-test would ask this repository's git which files
 # exist, and .build/ is ignored there.
 readonly AT_ROOT="${TMPDIR:-/tmp}/libsys-onprem-ansible-test/ansible_collections/libsys/onprem"
 readonly LOG_DIR="${BUILD}/test-logs"
-export PATH="${VENV}/bin:${PATH}"
-export ANSIBLE_COLLECTIONS_PATH="${COLLECTIONS}"
-export PYTHONPATH="${COLLECTIONS}${PYTHONPATH:+:${PYTHONPATH}}"
+# shellcheck source=tools/collection-env.sh
+source "${ROOT}/tools/collection-env.sh"
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
 
 ALL_STAGES=(lint units sanity-oldest sanity-newest build molecule)
@@ -25,12 +22,6 @@ declare -a SUMMARY=()
 FAILED=0
 
 log() { printf '\n=== %s ===\n' "$*"; }
-
-link_collection() {
-  # The working tree itself is the collection: link it where Ansible looks for it.
-  mkdir -p "${COLLECTIONS}/ansible_collections/libsys"
-  ln -sfn "${ROOT}" "${COLLECTIONS}/ansible_collections/libsys/onprem"
-}
 
 copy_for_ansible_test() {
   # ansible-test wants a real ansible_collections/NS/NAME tree: copy the files git knows
@@ -139,7 +130,6 @@ main() {
   local stages=("$@")
   [[ ${#stages[@]} -gt 0 ]] || stages=("${ALL_STAGES[@]}")
   mkdir -p "${LOG_DIR}"
-  link_collection
   local total_start=$SECONDS stage
   for stage in "${stages[@]}"; do
     declare -F "stage_${stage}" >/dev/null || { echo "unknown stage: ${stage}"; exit 2; }
