@@ -9,12 +9,15 @@ backend, which is much faster than one Ansible task per command.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def _inventory() -> AnsibleRunner:
@@ -65,3 +68,36 @@ def venv_tool(name: str) -> str:
     if not path.exists():
         pytest.fail(f"{name} is not installed in the controller virtualenv ({path.parent})")
     return str(path)
+
+
+def run_ansible_playbook(
+    playbook: Path | str,
+    *args: str,
+    inventories: tuple[Path, ...] = (),
+    timeout: float = 900,
+) -> subprocess.CompletedProcess[str]:
+    """Run ansible-playbook of the controller virtualenv against the scenario's inventory.
+
+    ``inventories`` are added after Molecule's own (for example a file that puts one more
+    container into the integration groups); ``args`` go to ansible-playbook as they are
+    (``-l``, ``-e @file``, ``--check``). Plain output, no colour, for assertions on the text.
+    """
+    scenario_inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    command = [venv_tool("ansible-playbook"), "-i", str(scenario_inventory)]
+    for inventory in inventories:
+        command += ["-i", str(inventory)]
+    env = dict(
+        os.environ,
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+        ANSIBLE_COLLECTIONS_PATH=str(PROJECT_DIR / ".build" / "collections"),
+    )
+    return subprocess.run(
+        [*command, *args, str(playbook)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )

@@ -5,6 +5,9 @@
 #
 #   tools/lab.sh up     create what is missing, converge site.yml, run preflight and the demo
 #   tools/lab.sh down   remove the containers and the network
+#   tools/lab.sh play PLAYBOOK [ARGS...]
+#                       run one playbook against the running lab, with the lab's settings
+#                       (benchmarks/site_bench.py re-runs site.yml this way)
 set -euo pipefail
 
 readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -114,8 +117,14 @@ down() {
   log "lab removed"
 }
 
+play() {
+  [[ $# -ge 1 ]] || { log "usage: $0 play PLAYBOOK [ARGS...]"; exit 2; }
+  exec ansible-playbook -i "${ROOT}/inventories/lab" "$@"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  play) shift; play "$@" ;;
+  *) echo "usage: $0 up|down|play PLAYBOOK [ARGS...]" >&2; exit 2 ;;
 esac

@@ -108,7 +108,12 @@ stage_molecule() {
   # MOLECULE_JOBS of them at a time (default 2: the containers mostly wait on apt and
   # services, not on the CPU).
   cd "${ROOT}" || return 1
-  local scenarios=${MOLECULE_SCENARIOS:-$(cd molecule && ls -d */ | tr -d / | xargs)}
+  # The longest scenarios start first, so that the short ones fill the gaps at the end.
+  local longest_first="site stunnel mail_relay print_proxy sftp_drop"
+  local all s2
+  all=$(cd molecule && ls -d */ | tr -d / | xargs)
+  for s2 in ${all}; do [[ " ${longest_first} " == *" ${s2} "* ]] || longest_first+=" ${s2}"; done
+  local scenarios=${MOLECULE_SCENARIOS:-${longest_first}}
   local jobs=${MOLECULE_JOBS:-2} rc=0 s running=0
   for s in ${scenarios}; do
     [[ -f "molecule/${s}/molecule.yml" ]] || { echo "no scenario molecule/${s}"; rc=1; continue; }

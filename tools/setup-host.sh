@@ -49,6 +49,20 @@ configure_podman() {
     log "wrote $conf"
   fi
   podman info --format '{{.Host.OCIRuntime.Name}}' >/dev/null
+  raise_inotify_limit
+}
+
+raise_inotify_limit() {
+  # Every container's systemd takes several inotify instances; with the kernel's default of
+  # 128 per user, the ~20 containers of two scenarios side by side exhaust them and a
+  # container's systemd hangs at boot ("Failed to create inotify object: Too many open files").
+  local conf=/etc/sysctl.d/50-libsys-onprem.conf wanted=1024
+  if [[ "$(sysctl -n fs.inotify.max_user_instances)" -lt "$wanted" ]]; then
+    printf '# Written by libsys.onprem tools/setup-host.sh\nfs.inotify.max_user_instances = %d\n' \
+      "$wanted" >"$conf"
+    sysctl -q -p "$conf"
+    log "raised fs.inotify.max_user_instances to ${wanted} ($conf)"
+  fi
 }
 
 # find_python NAME: a working interpreter for NAME (python3.10, ...). pyenv shims answer

@@ -181,14 +181,20 @@ class _Plan:
         self.host = str(inputs.get("host") or "this host")
         self.vendor = str(inputs.get("vendor") or "Alma")
         self.outside = inputs.get("outside_probe_host") or None
+        # SMTP inbound comes from the vendor's mail relays, not from its platform ranges: the
+        # host probing port 25 may be another one (a firewall may let only the relays in).
+        self.outside_mail = inputs.get("outside_mail_probe_host") or self.outside
         self.inbound_address = inputs.get("inbound_address") or self.host
         self.timeout = inputs.get("timeout")
         self.rows: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.names: dict[str, str] = {}
 
-    def add(self, row: dict[str, Any], endpoint: dict[str, Any], direction: str, origin: str) -> None:
+    def add(
+        self, row: dict[str, Any], endpoint: dict[str, Any], direction: str, origin: str, mail: bool = False
+    ) -> None:
         name = endpoint["name"]
+        outside = self.outside_mail if mail else self.outside
         if name in self.names:
             self.errors.append("%s: name %r is already used by %s" % (origin, name, self.names[name]))
             return
@@ -196,10 +202,10 @@ class _Plan:
         endpoint = {k: v for k, v in endpoint.items() if v is not None}
         if self.timeout is not None:
             endpoint.setdefault("timeout", self.timeout)
-        if direction == "inbound" and not self.outside and endpoint.get("host"):
+        if direction == "inbound" and not outside and endpoint.get("host"):
             # A service on another host (given by the site) and nobody outside: probe it from here.
             probe_from, note = "host", INSIDE_NOTE
-        elif direction == "inbound" and not self.outside:
+        elif direction == "inbound" and not outside:
             # No host outside to probe from: prove at least that the service listens here.
             local = {"name": name, "port": endpoint["port"], "probe": "listen"}
             for key in ("required", "timeout", "listen_address"):
@@ -208,7 +214,8 @@ class _Plan:
             endpoint, probe_from, note = local, "host", LOCAL_NOTE
         elif direction == "inbound":
             endpoint.setdefault("host", self.inbound_address)
-            probe_from, note = "outside", "probed from %s" % self.outside
+            probe_from = "outside_mail" if outside != self.outside else "outside"
+            note = "probed from %s" % outside
         else:
             probe_from, note = "host", ("local listener" if direction == "local" else "")
         if endpoint.get("probe") != "listen":
@@ -353,6 +360,7 @@ class _Plan:
                 },
                 "inbound",
                 "mail_relay",
+                mail=True,
             )
         if relayhost:
             try:
@@ -389,6 +397,7 @@ class _Plan:
                 {"name": "print-proxy-smtp", "port": smtp_port, "probe": "smtp"},
                 "inbound",
                 "print_proxy",
+                mail=True,
             )
         if any(isinstance(p, dict) and p.get("mode") in ("mailbox", "both") for p in printers):
             self.add(
@@ -468,7 +477,8 @@ class _Plan:
 def preflight_plan(inputs: dict[str, Any]) -> list[dict[str, Any]]:
     """The checks of one host, one per row of the vendor's table; fails naming every bad entry.
 
-    ``inputs`` keys: host, vendor, inbound_address, outside_probe_host, timeout,
+    ``inputs`` keys: host, vendor, inbound_address, outside_probe_host, outside_mail_probe_host
+    (SMTP inbound; default outside_probe_host), timeout,
     stunnel_tunnels, stunnel_cloud_port, stunnel_client_tls (ca_path, client_cert_path,
     client_key_path), sftp_drop_port (None: no S/FTP drop), mail_relay_ports (list),
     mail_relay_relayhost, ehlo_name, print_proxy_printers, print_proxy_smtp_port,

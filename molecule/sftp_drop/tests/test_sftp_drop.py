@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import uuid
 
 import pytest
 from conftest import hosts_in, podman_host
+from testinfra.utils.ansible_runner import AnsibleRunner
 
 TARGETS = {
     "onprem-sftp-deb12": "198.51.100.106",
@@ -260,17 +262,144 @@ def test_administrators_keep_their_shell(target) -> None:
     assert result.stdout.strip() == "0"
 
 
-def test_legacy_ssh_rsa_signatures_are_off_by_default(target) -> None:
-    _, address = target
+def _legacy_ssh_rsa(name: str) -> bool:
+    """Whether molecule.yml turns sftp_drop_legacy_ssh_rsa on for this host."""
+    variables = AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_variables(name)
+    return bool(variables.get("sftp_drop_legacy_ssh_rsa", False))
+
+
+def _sshd_log_after(host, since: str) -> str:
+    """What sshd (and OpenSSH 10's sshd-session) logged on the host since the epoch second
+    `since`, once the refusal message is there or after 5 s (the journal may lag a little)."""
+    journal = f"journalctl --no-pager -q -u ssh.service --since @{since}"
+    return host.check_output(
+        f"for i in $(seq 1 10); do {journal} | grep -qF {shlex.quote(SHA1_REFUSED)} && break; sleep 0.5; done;"
+        f" {journal}"
+    )
+
+
+SHA1_REFUSED = "signature algorithm ssh-rsa not in PubkeyAcceptedAlgorithms"
+
+
+def test_scenario_covers_both_states_of_the_ssh_rsa_switch() -> None:
+    # Each state needs a host, or the tests below would only ever see one of them.
+    assert sorted(_legacy_ssh_rsa(name) for name in HOSTS) == [False, True]
+
+
+def test_evaluated_pubkey_algorithms_follow_the_switch_for_drop_accounts_only(target) -> None:
+    name, address = target
+    host = podman_host(name)
+    spec = f"addr=198.51.100.112,host=x,laddr={address},lport=22"
+    drop = host.check_output(f"sshd -T -C user=vendor-erp,{spec} | grep -i '^pubkeyacceptedalgorithms '")
+    admin = host.check_output(f"sshd -T -C user=root,{spec} | grep -i '^pubkeyacceptedalgorithms '")
+    assert ("ssh-rsa" in drop.split()[1].split(",")) is _legacy_ssh_rsa(name), drop
+    assert "ssh-rsa" not in admin.split()[1].split(","), admin
+    assert "rsa-sha2-512" in drop.split()[1].split(","), drop
+
+
+def test_ssh_rsa_signature_from_openssh_client(target) -> None:
+    """An OpenSSH client that may only sign with ssh-rsa (SHA-1).
+
+    The client sends ssh-rsa only if the server lists it in server-sig-algs, which sshd sends
+    before it knows the user: OpenSSH 9.2 lists every algorithm it implements (ssh-rsa too),
+    OpenSSH 10.0 only the global PubkeyAcceptedAlgorithms (no ssh-rsa). Against the latter a
+    current client gives up by itself; old clients that ignore server-sig-algs are the paramiko
+    test below.
+    """
+    name, address = target
     peer = client()
     modern = sftp_batch(peer, address, "vendor-erp", ["ls"])
     assert modern.rc == 0, modern.stderr
+    since = podman_host(name).check_output("date +%s")
     legacy = peer.run(
         f"printf 'ls\\n' | sftp -b - -o PubkeyAcceptedAlgorithms=ssh-rsa -i /root/.ssh/vendor-erp "
-        f"{SSH_OPTS} vendor-erp@{address}"
+        f"{SSH_OPTS} -vvv vendor-erp@{address}"
     )
-    assert legacy.rc != 0
-    assert "Permission denied" in legacy.stderr
+    announced = re.search(r"server-sig-algs=<([^>]*)>", legacy.stderr)
+    assert announced, legacy.stderr[-3000:]
+    if "ssh-rsa" not in announced.group(1).split(","):
+        assert legacy.rc != 0
+        assert "no mutual signature algorithm" in legacy.stderr, legacy.stderr[-3000:]
+        return
+    # The client did send the key with ssh-rsa, the only algorithm it may use; whether the
+    # server takes it is the switch's business.
+    assert "Offering public key: /root/.ssh/vendor-erp RSA" in legacy.stderr, legacy.stderr[-3000:]
+    assert "no mutual signature algorithm" not in legacy.stderr, legacy.stderr[-3000:]
+    if _legacy_ssh_rsa(name):
+        assert legacy.rc == 0, legacy.stderr[-3000:]
+        assert "signing using ssh-rsa" in legacy.stderr, legacy.stderr[-3000:]
+        assert "incoming" in legacy.stdout
+    else:
+        assert legacy.rc != 0
+        assert "Server accepts key" not in legacy.stderr, legacy.stderr[-3000:]
+        assert "Permission denied" in legacy.stderr, legacy.stderr[-3000:]
+        assert SHA1_REFUSED in _sshd_log_after(podman_host(name), since)
+
+
+# A client from before RFC 8332/8308 (old Java/.NET SSH libraries): it signs with an RSA key
+# using ssh-rsa (SHA-1) whatever the server announces. paramiko is made to behave like one.
+PARAMIKO_OLD_CLIENT = r"""
+import sys, paramiko
+from paramiko.auth_handler import AuthHandler
+host, user, key = sys.argv[1:4]
+used = []
+def old_client_algorithm(self, key_type):
+    used.append("ssh-rsa" if "rsa" in key_type else key_type)
+    return used[-1]
+AuthHandler._finalize_pubkey_algorithm = old_client_algorithm
+client = paramiko.SSHClient()
+client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+try:
+    client.connect(host, username=user, pkey=paramiko.RSAKey.from_private_key_file(key),
+                   look_for_keys=False, allow_agent=False, timeout=10)
+    print("LISTING " + " ".join(sorted(client.open_sftp().listdir("/"))))
+except paramiko.AuthenticationException as error:
+    print("REFUSED " + str(error))
+finally:
+    client.close()
+print("SIGNED-WITH " + ",".join(used))
+"""
+
+
+def test_ssh_rsa_signature_from_an_old_client(target) -> None:
+    name, address = target
+    # The account's RSA key works with SHA-2 signatures: a refusal below is the algorithm's.
+    assert sftp_batch(client(), address, "vendor-erp", ["ls"]).rc == 0
+    host = podman_host(name)
+    since = host.check_output("date +%s")
+    result = client().run(f"python3 -c {shlex.quote(PARAMIKO_OLD_CLIENT)} {address} vendor-erp /root/.ssh/vendor-erp")
+    assert result.rc == 0, result.stderr
+    assert result.stdout.split("SIGNED-WITH ")[-1].strip() == "ssh-rsa", result.stdout
+    if _legacy_ssh_rsa(name):
+        assert result.stdout.startswith("LISTING ") and "incoming" in result.stdout.split(), result.stdout
+        assert SHA1_REFUSED not in _sshd_log_after(host, since)
+    else:
+        assert result.stdout.startswith("REFUSED "), result.stdout
+        # sshd itself names the reason.
+        assert SHA1_REFUSED in _sshd_log_after(host, since)
+
+
+def test_administrators_refuse_ssh_rsa_from_an_old_client(target) -> None:
+    name, address = target
+    peer = client()
+    # The administrator's RSA key works with SHA-2 signatures: the refusal below is the algorithm's.
+    modern = ssh(peer, address, "root", "", "id -u", key="admin-rsa")
+    assert modern.rc == 0 and modern.stdout.strip() == "0", modern.stderr
+    host = podman_host(name)
+    since = host.check_output("date +%s")
+    result = peer.run(f"python3 -c {shlex.quote(PARAMIKO_OLD_CLIENT)} {address} root /root/.ssh/admin-rsa")
+    assert result.rc == 0, result.stderr
+    assert result.stdout.split("SIGNED-WITH ")[-1].strip() == "ssh-rsa", result.stdout
+    assert result.stdout.startswith("REFUSED "), result.stdout
+    assert SHA1_REFUSED in _sshd_log_after(host, since)
+
+
+def test_ssh_rsa_host_key_signatures_are_never_offered(target) -> None:
+    # The switch is about user keys only: sshd's host key algorithms are global, and stay SHA-2.
+    _, address = target
+    result = ssh(client(), address, "root", "-v -o HostKeyAlgorithms=ssh-rsa", "id -u", key="admin")
+    assert result.rc != 0
+    assert "no matching host key type found" in result.stderr, result.stderr
 
 
 def test_read_only_directory_refuses_uploads(target) -> None:
@@ -351,5 +480,7 @@ def test_ssh_audit_reports_no_failure(name: str) -> None:
         if entry.get("notes", {}).get("fail")
     ]
     assert failures == []
+    # With or without sftp_drop_legacy_ssh_rsa, no host key signs with SHA-1.
+    assert [entry["algorithm"] for entry in report.get("key", []) if entry["algorithm"] == "ssh-rsa"] == []
     assert "critical" not in report.get("recommendations", {})
     assert [cve for cve in report.get("cves", []) if cve.get("cvssv2", 0) >= 7.0] == []

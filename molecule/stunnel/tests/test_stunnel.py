@@ -182,6 +182,40 @@ def test_cloud_restart_mid_session_then_new_connection_works(name: str, kiosk, c
     assert host.service("stunnel-libsys@sip2.service").systemd_properties["MainPID"] == pid_before
 
 
+# Run on the cloud peer: two connections to 5001 with the cloud's client certificate, the second
+# offering the first one's session (after a clean TLS shutdown); prints whether each was resumed
+# and whether the server handed out a ticket.
+RESUME_PROBE = f"""
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations("{TLS}/vendor-ca.crt")
+ctx.load_cert_chain("{TLS}/cloud-client.crt", "{TLS}/cloud-client.key")
+ctx.check_hostname = False
+ctx.minimum_version = ctx.maximum_version = getattr(ssl.TLSVersion, sys.argv[2])
+def once(session=None):
+    with socket.create_connection((sys.argv[1], 5001), timeout=5) as raw:
+        with ctx.wrap_socket(raw, session=session) as tls:
+            tls.sendall(b"PROBE\\n")
+            tls.recv(4096)
+            session, reused = tls.session, tls.session_reused
+            tls.unwrap()
+            return session, reused
+first, reused_first = once()
+_, reused_second = once(first)
+print(reused_first, reused_second, first.has_ticket)
+"""
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_5001_resumes_sessions_from_its_cache_without_tickets(name: str, cloud) -> None:
+    cloud.check_output(f"cat > /root/resume_probe.py << 'EOF'\n{RESUME_PROBE}\nEOF")
+    # TLS 1.2: resumed by session ID from the tunnel's own cache, and no stateless ticket issued
+    # (options = NO_TICKET).
+    assert cloud.check_output(f"python3 /root/resume_probe.py {ADDRESSES[name]} TLSv1_2") == "False True False"
+    # TLS 1.3: resumed (with NO_TICKET, OpenSSL's TLS 1.3 tickets are references to that cache).
+    assert cloud.check_output(f"python3 /root/resume_probe.py {ADDRESSES[name]} TLSv1_3").startswith("False True ")
+
+
 @pytest.mark.parametrize("name", HOSTS)
 def test_only_the_roles_own_table_and_ports(name: str) -> None:
     table = podman_host(name).check_output("nft list table inet libsys_stunnel")

@@ -4,16 +4,13 @@ that does not start never replaces a working tunnel. Runs last (it re-runs the r
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import pytest
 from conftest import hosts_in, podman_host
+from role_runs import PKI, fingerprint, recap
+from role_runs import run_role as run_role_on
 
 HOST = "onprem-stunnel-deb12"
-EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
-PKI = os.path.join(EPHEMERAL, "pki")
-CONVERGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "converge.yml")
 GOOD_TUNNELS = [
     {"name": "sip2", "mode": "client", "accept_port": 6001, "connect_host": "cloud.example.org"},
     {
@@ -39,44 +36,23 @@ GOOD_TUNNELS = [
         "allowed_sources": ["198.51.100.80/29", "198.51.100.65/32"],
     },
 ]
-FINGERPRINT = (
-    "find /etc/stunnel /etc/libsys-onprem /etc/systemd/system -type f -print0 | sort -z | xargs -0 sha256sum; "
-    "systemctl show -p MainPID 'stunnel-libsys@*.service'; nft list table inet libsys_stunnel"
-)
 
 
-def tunnels(**change) -> list[dict]:
-    first = dict(GOOD_TUNNELS[0], **change)
-    return [first, *GOOD_TUNNELS[1:]]
+def tunnels(index: int = 0, **change) -> list[dict]:
+    """GOOD_TUNNELS with entry INDEX changed."""
+    return [dict(t, **change) if i == index else t for i, t in enumerate(GOOD_TUNNELS)]
 
 
-def run_role(extra: dict) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(EPHEMERAL, "ansible.cfg"), NO_COLOR="1", ANSIBLE_FORCE_COLOR="0")
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.path.join(EPHEMERAL, "inventory"),
-            "--limit",
-            HOST,
-            CONVERGE,
-            "-e",
-            json.dumps(extra),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=env,
-    )
-
-
-def fingerprint() -> str:
-    return podman_host(HOST).check_output(FINGERPRINT)
+def run_role(extra: dict):
+    return run_role_on(HOST, extra)
 
 
 BAD_INPUT = [
-    ({"stunnel_tunnels": tunnels(mode="relay")}, ["relay", "mode"]),
+    # Not the first entry, so the message must name the right one.
+    (
+        {"stunnel_tunnels": tunnels(1, mode="bridge")},
+        ["stunnel_tunnels[1] (name: sip2-foreign-ca): mode 'bridge' is not one of client, server"],
+    ),
     ({"stunnel_tunnels": tunnels(accept_port=70000)}, ["stunnel_tunnels[0] (name: sip2)", "70000 is outside 1-65535"]),
     (
         {"stunnel_tunnels": tunnels(allowed_sources=["198.51.100.300/30"])},
@@ -92,7 +68,7 @@ BAD_INPUT = [
     ({"stunnel_key_src": f"{PKI}/cloud.key"}, ["stunnel_key does not match stunnel_cert"]),
     (
         {"stunnel_cert_src": f"{PKI}/institution-expired.crt", "stunnel_key_src": f"{PKI}/institution-expired.key"},
-        ["expired"],
+        ["expired on", "used by tunnels sip2, sip2-foreign-ca, sip2-wrong-name, asrs-in"],
     ),
     (
         {"stunnel_cert_src": f"{PKI}/institution-foreign.crt", "stunnel_key_src": f"{PKI}/institution-foreign.key"},
@@ -118,14 +94,14 @@ BAD_INPUT = [
     ],
 )
 def test_bad_input_fails_before_any_change(extra: dict, expected: list[str]) -> None:
-    before = fingerprint()
+    before = fingerprint(HOST)
     result = run_role(extra)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     for text in expected:
         assert text in output, f"{text!r} not in output:\n{output[-3000:]}"
-    assert f"{HOST}" in output and "changed=0" in output.split("PLAY RECAP")[-1], output[-2000:]
-    assert fingerprint() == before
+    assert recap(result, HOST)["changed"] == 0, output[-2000:]
+    assert fingerprint(HOST) == before
 
 
 def kiosk_login_ok() -> bool:
@@ -135,12 +111,12 @@ def kiosk_login_ok() -> bool:
 
 
 def test_config_refused_by_the_dry_run_never_replaces_the_tunnel() -> None:
-    before = fingerprint()
+    before = fingerprint(HOST)
     result = run_role({"stunnel_ciphers": "NOT-A-CIPHER"})
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "stunnel refused the configuration" in output, output[-3000:]
-    assert fingerprint() == before
+    assert fingerprint(HOST) == before
     assert kiosk_login_ok()
 
 

@@ -1,12 +1,18 @@
 # Managed by the libsys.onprem.print_proxy role; local changes are overwritten.
-"""Show, per printer of the print proxy, the jobs printed and failed, and the CUPS queue state.
+"""Show, per printer of the print proxy, the jobs printed and failed, the mailbox deliveries,
+the mail still waiting in Postfix and the CUPS queue state.
 
     libsys-print-status [--json]
 
-Counts come from the print handler's state file (one increment per e-mailed job: printed,
-rejected = bounced as unprintable/hostile and kept in the dead-letter Maildir, refused =
-sender not allowed, deferred = CUPS failed, Postfix retries); the queue state and the jobs
-still waiting in CUPS come from lpstat.
+Print path (modes print and both), from the print handler's state file, one increment per
+e-mailed job: printed; rejected = bounced as unprintable/hostile and kept in the dead-letter
+Maildir; refused = sender not allowed; deferred = CUPS failed, Postfix retries.
+Mailbox path (modes mailbox and both), from Dovecot (doveadm): delivered = messages ever
+delivered to the printer's INBOX (its UIDNEXT - 1: IMAP UIDs are never reused, so mail the
+print-proxy software fetched and deleted still counts), in_mailbox = messages there now.
+Both paths: deferred_mail = messages for the printer's address that Postfix holds in its
+deferred queue now (a mailbox or print delivery that failed and will be retried).
+CUPS: the queue state and the jobs still waiting there, from lpstat.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ CONFIG = "/etc/libsys-onprem/print-proxy/printers.json"
 OUTCOMES = ("printed", "rejected", "refused", "deferred")
 
 
-def lpstat(*args: str) -> str:
+def run(*command: str) -> subprocess.CompletedProcess | None:
     try:
-        result = subprocess.run(  # noqa: S603 - fixed program, argument list, no shell
-            ["/usr/bin/lpstat", *args],
+        return subprocess.run(  # noqa: S603 - fixed programs, argument lists, no shell
+            list(command),
             capture_output=True,
             text=True,
             timeout=20,
@@ -32,8 +38,46 @@ def lpstat(*args: str) -> str:
             env={"PATH": "/usr/bin:/bin", "LANG": "C"},
         )
     except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return result.stdout
+        return None
+
+
+def lpstat(*args: str) -> str:
+    result = run("/usr/bin/lpstat", *args)
+    return result.stdout if result else ""
+
+
+def mailbox_counts(address: str) -> tuple[int | None, int | None]:
+    """(delivered ever, messages now) of the printer's INBOX, None when Dovecot cannot tell."""
+    result = run("/usr/bin/doveadm", "-f", "flow", "mailbox", "status", "-u", address, "messages uidnext", "INBOX")
+    if result is None or result.returncode != 0:
+        return None, None
+    fields = dict(item.split("=", 1) for item in result.stdout.split() if "=" in item)
+    try:
+        return int(fields["uidnext"]) - 1, int(fields["messages"])
+    except (KeyError, ValueError):
+        return None, None
+
+
+def deferred_mail() -> dict[str, int] | None:
+    """Recipients (lowercase, +mailbox folded) of the messages in Postfix's deferred queue."""
+    result = run("/usr/sbin/postqueue", "-j")
+    if result is None or result.returncode != 0:
+        return None
+    counts: dict[str, int] = {}
+    for line in result.stdout.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("queue_name") != "deferred":
+            continue
+        for recipient in {r.get("address", "").lower().replace("+mailbox@", "@") for r in entry.get("recipients", [])}:
+            counts[recipient] = counts.get(recipient, 0) + 1
+    return counts
+
+
+def show(value: int | None) -> str:
+    return "?" if value is None else str(value)
 
 
 def main() -> int:
@@ -47,6 +91,7 @@ def main() -> int:
             stats = json.load(handle)
     except (OSError, ValueError):
         stats = {}
+    waiting = deferred_mail()
     rows = []
     for address, printer in sorted(config["printers"].items()):
         counts = stats.get(printer["name"], {})
@@ -57,6 +102,11 @@ def main() -> int:
             "queue": printer["queue"] or "-",
         }
         row.update({outcome: int(counts.get(outcome, 0)) for outcome in OUTCOMES})
+        if printer["mode"] in ("mailbox", "both"):
+            row["delivered"], row["in_mailbox"] = mailbox_counts(address)
+        else:
+            row["delivered"], row["in_mailbox"] = 0, 0
+        row["deferred_mail"] = None if waiting is None else waiting.get(address, 0)
         if printer["queue"]:
             state = lpstat("-p", printer["queue"]).strip().splitlines()
             row["cups_state"] = state[0] if state else "queue missing"
@@ -68,17 +118,25 @@ def main() -> int:
         json.dump(rows, sys.stdout, indent=1)
         print()
         return 0
-    header = ("PRINTER", "MODE", "QUEUE", "PRINTED", "REJECTED", "REFUSED", "DEFERRED", "PENDING")
+    header = (
+        "PRINTER",
+        "MODE",
+        "QUEUE",
+        "PRINTED",
+        "REJECTED",
+        "REFUSED",
+        "DEFERRED",
+        "DELIVERED",
+        "IN-MAILBOX",
+        "DEFERRED-MAIL",
+        "PENDING",
+    )
     lines = [header] + [
         (
             r["printer"],
             r["mode"],
             r["queue"],
-            str(r["printed"]),
-            str(r["rejected"]),
-            str(r["refused"]),
-            str(r["deferred"]),
-            str(r["cups_pending"]),
+            *(show(r[key]) for key in (*OUTCOMES, "delivered", "in_mailbox", "deferred_mail", "cups_pending")),
         )
         for r in rows
     ]

@@ -196,6 +196,38 @@ def test_mail_relay_rows(relayhost: str, host: str, port: int) -> None:
 
 
 @pytest.mark.parametrize(
+    ("mail_probe_host", "smtp_from", "sftp_from"),
+    [
+        (None, "outside", "outside"),
+        ("o", "outside", "outside"),
+        ("relay-probe", "outside_mail", "outside"),
+    ],
+)
+def test_smtp_rows_follow_the_mail_probe_host(mail_probe_host: str, smtp_from: str, sftp_from: str) -> None:
+    rows = by_name(
+        preflight_plan(
+            inputs(
+                mail_relay_ports=[25, 587],
+                print_proxy_printers=[{"name": "pdf", "device_uri": "cups-pdf:/"}],
+                sftp_drop_port=22,
+                outside_probe_host="o",
+                outside_mail_probe_host=mail_probe_host,
+            )
+        )
+    )
+    assert [rows[name]["probe_from"] for name in ("mail-relay-smtp", "mail-relay-smtp-587")] == [smtp_from] * 2
+    assert rows["sftp-drop"]["probe_from"] == sftp_from
+    assert rows["mail-relay-smtp"]["note"] == "probed from %s" % (mail_probe_host or "o")
+
+
+def test_print_proxy_smtp_row_follows_the_mail_probe_host() -> None:
+    printers = [{"name": "pdf", "device_uri": "cups-pdf:/"}]
+    rows = by_name(preflight_plan(inputs(print_proxy_printers=printers, outside_mail_probe_host="relay-probe")))
+    assert rows["print-proxy-smtp"]["probe_from"] == "outside_mail"
+    assert rows["print-proxy-smtp"]["endpoint"]["host"] == "203.0.113.10"
+
+
+@pytest.mark.parametrize(
     ("uri", "host", "port", "protocol"),
     [
         ("ipp://192.0.2.40/ipp/print", "192.0.2.40", 631, "IPP"),

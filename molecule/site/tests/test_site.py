@@ -1,0 +1,179 @@
+"""site: every integration path of site.yml, on one host that carries all of them and on the same
+integrations split over two hosts, driven by the real peers (the checks of `make lab`'s demo,
+tests/peers/integration_paths.py). Then, against a host that was never converged: bad
+inventory values stop site.yml before any host changes, and `--check --diff` of site.yml
+finishes, prints no secret and leaves the host as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_DIR, hosts_in, podman_host, run_ansible_playbook
+
+sys.path.insert(0, str(PROJECT_DIR / "tests" / "peers"))
+
+import integration_paths as e2e  # found through the path above
+
+SITE = PROJECT_DIR / "playbooks" / "site.yml"
+PEERS = e2e.Peers(
+    kiosk="site-kiosk",
+    cloud="site-cloud",
+    vendor_relay="site-vendor-relay",
+    mail_hub="site-mail-hub",
+    outsider="site-outsider",
+)
+# Addresses and the cloud's stunnel client ports towards each 5001 tunnel, as molecule.yml
+# sets them.
+HOSTS = {
+    "site-aio": e2e.IntegrationHost("site-aio", "198.51.100.202", asrs_client_port=15202),
+    "site-tunnels": e2e.IntegrationHost("site-tunnels", "198.51.100.203", asrs_client_port=15203),
+    "site-mail": e2e.IntegrationHost("site-mail", "198.51.100.204"),
+}
+FRESH = "site-fresh"
+EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
+INTEGRATION_GROUPS = ["sip2_gateways", "storage_gateways", "sftp_servers", "mail_relays", "print_proxies"]
+# Which group's hosts carry each path (the outsider check is a property of the SIP2 tunnel).
+PATH_GROUPS = {path: path for path in INTEGRATION_GROUPS} | {"sip2_source_restriction": "sip2_gateways"}
+
+
+def path_cases() -> list[tuple[str, str]]:
+    return [(host, path) for path, group in PATH_GROUPS.items() for host in hosts_in(group)]
+
+
+@pytest.mark.parametrize(("host", "path"), path_cases(), ids=lambda value: value)
+def test_integration_path(host: str, path: str) -> None:
+    check = e2e.paths(PEERS)[path]
+    assert check.check(HOSTS[host], PEERS)
+
+
+@pytest.mark.parametrize(
+    ("host", "absent_ports"),
+    [("site-tunnels", [25, 993]), ("site-mail", [5001, 6001])],
+)
+def test_split_hosts_carry_only_their_integrations(host: str, absent_ports: list[int]) -> None:
+    listening = podman_host(host).check_output("ss -Hltn | awk '{print $4}'")
+    ports = {int(address.rsplit(":", 1)[1]) for address in listening.split()}
+    assert not ports & set(absent_ports), f"{host} listens on {sorted(ports & set(absent_ports))}"
+
+
+# A file that puts the never-converged host into every integration group, on top of the
+# scenario's inventory (its group_vars give it the same values as the other hosts).
+@pytest.fixture(scope="module")
+def fresh_inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    groups = {group: {"hosts": {FRESH: None}} for group in ["integration_hosts", *INTEGRATION_GROUPS]}
+    path = tmp_path_factory.mktemp("inventory") / "fresh.yml"
+    path.write_text(json.dumps({"all": {"children": groups}}), encoding="utf-8")
+    return path
+
+
+# Everything site.yml could touch on the fresh host: the installed packages and every file
+# under /etc, /srv and /var/lib with its size and modification time.
+FINGERPRINT = (
+    "dpkg-query -W -f '${Package} ${Version}\\n' | sha256sum;"
+    " find /etc /srv /var/lib -xdev -printf '%p %s %T@\\n' 2>/dev/null | sort | sha256sum"
+)
+
+# The drop account of molecule.yml, with the key the cloud peer holds (made by prepare).
+VENDOR_SIS = {
+    "name": "vendor-sis",
+    "public_keys": ["{{ lookup('ansible.builtin.file', lab_dir ~ '/sftp-keys/vendor-sis.pub') }}"],
+}
+BAD_INVENTORY = [
+    pytest.param({"onprem_region": "mars"}, ["onprem_region=mars is not one of", "scenario"], id="unknown-region"),
+    pytest.param(
+        {"onprem_campus_networks": ["198.51.100.216/33"]},
+        ["site-fresh onprem_campus_networks[0]", "198.51.100.216/33"],
+        id="cidr-typo",
+    ),
+    pytest.param(
+        {
+            "stunnel_tunnels": [
+                {"name": "sip2", "mode": "client", "accept_port": 70000, "connect_host": "cloud.example.org"}
+            ]
+        },
+        ["stunnel_tunnels[0] (name: sip2)", "accept_port 70000 is outside 1-65535"],
+        id="port-out-of-range",
+    ),
+    pytest.param(
+        {"print_proxy_printers": []},
+        ["site-fresh is in group print_proxies but print_proxy_printers is empty"],
+        id="group-without-its-variables",
+    ),
+    # The last integration's values are checked before the first integration's play runs.
+    pytest.param(
+        {
+            "print_proxy_printers": [
+                {"name": "circdesk", "address": "circdesk@print.library.example.edu", "device_uri": "gopher://x"}
+            ]
+        },
+        ["print_proxy_printers[0]", "gopher"],
+        id="bad-printer-uri",
+    ),
+    pytest.param(
+        {"sftp_drop_accounts": [VENDOR_SIS | {"allowed_sources": ["198.51.100.300/32"]}]},
+        ["sftp_drop_accounts[0] (name: vendor-sis).allowed_sources", "198.51.100.300/32"],
+        id="sftp-cidr-typo",
+    ),
+]
+
+
+def recap(output: str, host: str) -> dict[str, int]:
+    match = re.search(rf"^{re.escape(host)}\s*:\s*(.*)$", output, re.MULTILINE)
+    assert match, f"no PLAY RECAP line for {host}"
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+@pytest.mark.parametrize(("extra", "expected"), BAD_INVENTORY)
+def test_bad_inventory_stops_site_before_any_change(
+    extra: dict, expected: list[str], fresh_inventory: Path, tmp_path: Path
+) -> None:
+    host = podman_host(FRESH)
+    before = host.check_output(FINGERPRINT)
+    extra_file = tmp_path / "bad.json"
+    extra_file.write_text(json.dumps(extra), encoding="utf-8")
+    result = run_ansible_playbook(SITE, "-l", FRESH, "-e", f"@{extra_file}", inventories=(fresh_inventory,))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    failure = [line for line in output.splitlines() if line.startswith(("fatal:", "failed:"))]
+    assert failure and all(f"[{FRESH}]" in line for line in failure), output[-3000:]
+    for text in expected:
+        assert text in output, output[-3000:]
+    # The failure is in the validation play: no play that changes a host has started.
+    assert "PLAY [SIP2 self-check" not in output and "PLAY [Build" not in output, output[-3000:]
+    assert recap(output, FRESH)["changed"] == 0
+    assert host.check_output(FINGERPRINT) == before
+
+
+def secrets_of_the_inventory() -> list[str]:
+    """The secret values the inventory of this scenario holds: the SASL password of the relay
+    and every line of the private keys that site.yml deploys (from the test PKI)."""
+    lines = [
+        line
+        for key in ("institution.key", "onprem-mail.key")
+        for line in (EPHEMERAL / "pki" / key).read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("-----")
+    ]
+    assert lines, "no private key lines to look for"
+    return ["site-scenario-sasl-secret-4f7c", *lines]
+
+
+def test_check_diff_on_a_fresh_host_finishes_and_prints_no_secret(fresh_inventory: Path) -> None:
+    host = podman_host(FRESH)
+    before = host.check_output(FINGERPRINT)
+    result = run_ansible_playbook(SITE, "--check", "--diff", "-l", FRESH, inventories=(fresh_inventory,), timeout=1800)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    counts = recap(output, FRESH)
+    assert counts["failed"] == 0 and counts["unreachable"] == 0, counts
+    # Check mode did evaluate the roles: it reports what a real run would change.
+    assert counts["changed"] > 0, counts
+    assert "--- before" in output, "no diff was printed"
+    leaked = [secret for secret in secrets_of_the_inventory() if secret in output]
+    assert not leaked, f"{len(leaked)} secret value(s) printed by --check --diff"
+    assert "PRIVATE KEY" not in output
+    assert host.check_output(FINGERPRINT) == before, "check mode changed the fresh host"
