@@ -9,6 +9,7 @@ backend, which is much faster than one Ansible task per command.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,12 +76,15 @@ def run_ansible_playbook(
     *args: str,
     inventories: tuple[Path, ...] = (),
     timeout: float = 900,
+    environment: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ansible-playbook of the controller virtualenv against the scenario's inventory.
 
     ``inventories`` are added after Molecule's own (for example a file that puts one more
     container into the integration groups); ``args`` go to ansible-playbook as they are
-    (``-l``, ``-e @file``, ``--check``). Plain output, no colour, for assertions on the text.
+    (``-l``, ``-e @file``, ``--check``); ``environment`` adds or overrides variables (for
+    example ``ANSIBLE_CALLBACK_RESULT_FORMAT``). Plain output, no colour, for assertions on the
+    text.
     """
     scenario_inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
     command = [venv_tool("ansible-playbook"), "-i", str(scenario_inventory)]
@@ -93,6 +97,7 @@ def run_ansible_playbook(
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
         ANSIBLE_COLLECTIONS_PATH=str(PROJECT_DIR / ".build" / "collections"),
     )
+    env.update(environment or {})
     return subprocess.run(
         [*command, *args, str(playbook)],
         capture_output=True,
@@ -101,3 +106,11 @@ def run_ansible_playbook(
         check=False,
         env=env,
     )
+
+
+def play_recap(output: str, host: str) -> dict[str, int]:
+    """The PLAY RECAP counters of ``host`` in ansible-playbook's output, for example
+    ``{"ok": 40, "changed": 0, "failed": 0, ...}`` (the last recap when there are several)."""
+    matches = re.findall(rf"^{re.escape(host)}\s*:\s*(.*)$", output.rsplit("PLAY RECAP", maxsplit=1)[-1], re.MULTILINE)
+    assert matches, f"no PLAY RECAP line for {host}:\n{output[-3000:]}"
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", matches[0])}

@@ -78,6 +78,12 @@ build_base() {
               systemd-networkd.service console-getty.service; do
     ln -sf /dev/null "${root}/etc/systemd/system/${unit}"
   done
+  # On a host with the cgroup v1 hierarchy (this one), systemd inside a container is not told
+  # when a cgroup becomes empty: stopping a user's manager (user@UID.service, which logind
+  # does 10 s after the user's last SSH session) can hang in final-sigkill for minutes, and
+  # that user's next login waits for it. Once started, user managers stay up.
+  mkdir -p "${root}/etc/systemd/logind.conf.d"
+  printf '[Login]\nUserStopDelaySec=infinity\n' >"${root}/etc/systemd/logind.conf.d/libsys-onprem-test.conf"
   printf 'libsys-onprem-test\n' >"${root}/etc/hostname"
   chroot "${root}" apt-get update -qq >/dev/null
   chroot "${root}" apt-get clean

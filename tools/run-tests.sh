@@ -97,10 +97,24 @@ run_scenario() {
   if molecule test -s "${s}" >"${log}" 2>&1 && ! grep -q 'no tests found' "${log}"; then
     echo "--- molecule ${s}: passed in $((SECONDS - start)) s ($(grep -hoE '[0-9]+ passed[^=]*' "${log}" | tail -n1))"
   else
-    echo "--- molecule ${s}: FAILED in $((SECONDS - start)) s; last lines of .build/test-logs/molecule-${s}.log:"
-    tail -n 60 "${log}"
+    echo "--- molecule ${s}: FAILED in $((SECONDS - start)) s; why, from .build/test-logs/molecule-${s}.log:"
+    failure_excerpt "${log}"
     return 1
   fi
+}
+
+failure_excerpt() {
+  # The end of a failed scenario's log is the destroy step, which says nothing about the
+  # failure: show the failed step, the task errors, the test assertions and pytest's summary.
+  local log=$1
+  echo "... failed steps:"
+  grep -E '^[a-z_0-9]+ > [a-z_]+: Executed: Failed' "${log}" || echo "(none recorded)"
+  echo "... first task errors (fatal:/failed:, 3 lines each, at most 10):"
+  grep -A2 -m10 -E '(^|[[:space:]])(fatal|failed): \[' "${log}" | cut -c1-400
+  echo "... test assertions (at most 60 lines):"
+  grep -E '^E +' "${log}" | head -n 60 | cut -c1-400
+  echo "... pytest summary:"
+  sed -n '/short test summary info/,/ in [0-9.]*s/p' "${log}" | cut -c1-400
 }
 
 stage_molecule() {

@@ -1,7 +1,7 @@
 """print_proxy: the vendor's relay (a peer container) sends real mail with swaks to the print
 proxies; CUPS prints to cups-pdf queues and the tests read the PDFs back with pdftotext, and
-to a network printer peer over AppSocket (socket://, port 9100) and IPP (ipp://,
-ippeveprinter), which keep the jobs they receive. Covers HTML slips, PDF pass-through,
+to a network printer peer over AppSocket (socket://, port 9100), IPP (ipp://, ippeveprinter)
+and LPD (lpd://, RFC 1179), which keep the jobs they receive. Covers HTML slips, PDF pass-through,
 mailbox mode over IMAPS from the campus peer and the IMAPS firewall, the hostile corpus, the
 handler's size, part-count and decoded-size limits, CUPS failures leaving mail deferred, the
 listening sockets, the status command (printed, failed and mailbox deliveries) and bad input."""
@@ -30,6 +30,7 @@ ILL = "ill-printer@print.library.example.edu"
 RESERVES = "reserves-printer@print.library.example.edu"
 STACKS = "stacks-printer@print.library.example.edu"  # socket://198.51.100.165:9100
 ANNEX = "annex-printer@print.library.example.edu"  # ipp://198.51.100.165:8631/ipp/print
+BINDERY = "bindery-printer@print.library.example.edu"  # lpd://198.51.100.165/bindery
 PASSWORDS = {ILL: "molecule-test-only-ill-secret", RESERVES: "molecule-test-only-reserves-secret"}
 VENDOR_SENDER = "alma@vendor.example.org"
 PDF_DIR = "/var/spool/cups-pdf/libsys-print"
@@ -300,7 +301,7 @@ def test_both_mode_prints_and_keeps_a_copy(name: str) -> None:
 
 
 def peer_jobs_with(name: str, kind: str, text: str, timeout: float = 150) -> list[tuple[str, bytes]]:
-    """The jobs the printer peer kept in PEER_JOBS/kind (socket or ipp) whose text contains
+    """The jobs the printer peer kept in PEER_JOBS/kind (socket, ipp or lpd) whose text contains
     `text`, read on the print proxy `name`: PDF with pdftotext, PostScript through Ghostscript
     (pdfwrite) and pdftotext. Waits for them to appear."""
     extract = (
@@ -329,13 +330,24 @@ def peer_jobs_with(name: str, kind: str, text: str, timeout: float = 150) -> lis
     return wait_for(jobs, bool, timeout)
 
 
+# Queues with the generic PostScript driver: stacks over AppSocket/JetDirect, bindery over LPD
+# (RFC 1179); the peer keeps what each protocol delivered.
+POSTSCRIPT_PRINTERS = [
+    pytest.param("stacks", STACKS, "socket://198.51.100.165:9100", "socket", id="socket"),
+    pytest.param("bindery", BINDERY, "lpd://198.51.100.165/bindery", "lpd", id="lpd"),
+]
+
+
 @pytest.mark.parametrize("name", HOSTS)
-def test_slip_to_a_socket_printer_arrives_as_postscript(name: str) -> None:
-    """stacks: socket://198.51.100.165:9100 (AppSocket/JetDirect, generic PostScript driver)."""
+@pytest.mark.parametrize(("queue", "address", "device_uri", "kind"), POSTSCRIPT_PRINTERS)
+def test_slip_to_a_network_printer_arrives_as_postscript(
+    name: str, queue: str, address: str, device_uri: str, kind: str
+) -> None:
+    assert device_uri in podman_host(name).check_output(f"lpstat -v {queue}")
     text = token()
-    result = send(vendor, name, html_slip(STACKS, text))
+    result = send(vendor, name, html_slip(address, text))
     assert result.rc == 0, result.stdout + result.stderr
-    jobs = peer_jobs_with(name, "socket", text)
+    jobs = peer_jobs_with(name, kind, text)
     assert len(jobs) == 1, [path for path, _ in jobs]
     data = jobs[0][1]
     assert data.startswith(b"%!PS-Adobe-3.0"), data[:80]
@@ -558,13 +570,14 @@ def wait_status(host, check, timeout: float = 120) -> dict[str, dict]:
 def test_status_command_counts_jobs_per_printer(name: str) -> None:
     host = podman_host(name)
     rows = status(host)
-    assert set(rows) == {"circdesk", "ill-office", "reserves", "stacks", "annex"}
+    assert set(rows) == {"circdesk", "ill-office", "reserves", "stacks", "annex", "bindery"}
     # What the tests before this one did.
     assert rows["circdesk"]["printed"] >= 1
     assert rows["circdesk"]["rejected"] >= 1
     assert rows["circdesk"]["deferred"] >= 1
     assert rows["reserves"]["printed"] >= 1
     assert rows["stacks"]["printed"] >= 1 and rows["annex"]["printed"] >= 2
+    assert rows["bindery"]["printed"] >= 1
     assert rows["ill-office"]["delivered"] >= 1 and rows["reserves"]["delivered"] >= 1
     table = host.check_output("libsys-print-status")
     assert "PRINTED" in table and "DELIVERED" in table and "circdesk" in table

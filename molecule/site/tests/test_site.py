@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, hosts_in, podman_host, run_ansible_playbook
+from conftest import PROJECT_DIR, hosts_in, play_recap, podman_host, run_ansible_playbook
 
 sys.path.insert(0, str(PROJECT_DIR / "tests" / "peers"))
 
@@ -83,6 +82,10 @@ VENDOR_SIS = {
     "name": "vendor-sis",
     "public_keys": ["{{ lookup('ansible.builtin.file', lab_dir ~ '/sftp-keys/vendor-sis.pub') }}"],
 }
+PORT_OUT_OF_RANGE = {
+    "stunnel_tunnels": [{"name": "sip2", "mode": "client", "accept_port": 70000, "connect_host": "cloud.example.org"}]
+}
+SFTP_CIDR_TYPO = {"sftp_drop_accounts": [VENDOR_SIS | {"allowed_sources": ["198.51.100.300/32"]}]}
 BAD_INVENTORY = [
     pytest.param({"onprem_region": "mars"}, ["onprem_region=mars is not one of", "scenario"], id="unknown-region"),
     pytest.param(
@@ -90,10 +93,11 @@ BAD_INVENTORY = [
         ["site-fresh onprem_campus_networks[0]", "198.51.100.216/33"],
         id="cidr-typo",
     ),
-    # A port out of range (stunnel_tunnels[0].accept_port 70000) is left out here: in the full
-    # verify run it failed in the validation play with the right message, but the recap counted
-    # changed=6 (changed=0 when run alone); until that is explained, the stunnel scenario's
-    # bad-input tests cover the check.
+    pytest.param(
+        PORT_OUT_OF_RANGE,
+        ["stunnel_tunnels[0] (name: sip2)", "accept_port 70000 is outside 1-65535"],
+        id="port-out-of-range",
+    ),
     pytest.param(
         {"print_proxy_printers": []},
         ["site-fresh is in group print_proxies but print_proxy_printers is empty"],
@@ -110,17 +114,11 @@ BAD_INVENTORY = [
         id="bad-printer-uri",
     ),
     pytest.param(
-        {"sftp_drop_accounts": [VENDOR_SIS | {"allowed_sources": ["198.51.100.300/32"]}]},
+        SFTP_CIDR_TYPO,
         ["sftp_drop_accounts[0] (name: vendor-sis).allowed_sources", "198.51.100.300/32"],
         id="sftp-cidr-typo",
     ),
 ]
-
-
-def recap(output: str, host: str) -> dict[str, int]:
-    match = re.search(rf"^{re.escape(host)}\s*:\s*(.*)$", output, re.MULTILINE)
-    assert match, f"no PLAY RECAP line for {host}"
-    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
 @pytest.mark.parametrize(("extra", "expected"), BAD_INVENTORY)
@@ -140,7 +138,43 @@ def test_bad_inventory_stops_site_before_any_change(
         assert text in output, output[-3000:]
     # The failure is in the validation play: no play that changes a host has started.
     assert "PLAY [SIP2 self-check" not in output and "PLAY [Build" not in output, output[-3000:]
-    assert recap(output, FRESH)["changed"] == 0
+    assert play_recap(output, FRESH)["changed"] == 0, output[-3000:]
+    assert host.check_output(FINGERPRINT) == before
+
+
+# A role used alone, in a playbook of the sysadmin's own: its checks run before anything it
+# depends on (the nftables loader) touches the host.
+ROLE_ALONE = [
+    pytest.param(
+        "libsys.onprem.stunnel",
+        PORT_OUT_OF_RANGE,
+        "accept_port 70000 is outside 1-65535",
+        id="stunnel",
+    ),
+    pytest.param(
+        "libsys.onprem.sftp_drop",
+        SFTP_CIDR_TYPO,
+        "198.51.100.300/32",
+        id="sftp_drop",
+    ),
+]
+
+
+@pytest.mark.parametrize(("role", "extra", "expected"), ROLE_ALONE)
+def test_bad_values_stop_a_role_used_alone_before_any_change(
+    role: str, extra: dict, expected: str, fresh_inventory: Path, tmp_path: Path
+) -> None:
+    host = podman_host(FRESH)
+    before = host.check_output(FINGERPRINT)
+    playbook = tmp_path / "role-alone.yml"
+    playbook.write_text(json.dumps([{"hosts": FRESH, "roles": [role]}]), encoding="utf-8")
+    extra_file = tmp_path / "bad.json"
+    extra_file.write_text(json.dumps(extra), encoding="utf-8")
+    result = run_ansible_playbook(playbook, "-e", f"@{extra_file}", inventories=(fresh_inventory,))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert expected in output, output[-3000:]
+    assert play_recap(output, FRESH)["changed"] == 0, output[-3000:]
     assert host.check_output(FINGERPRINT) == before
 
 
@@ -163,7 +197,7 @@ def test_check_diff_on_a_fresh_host_finishes_and_prints_no_secret(fresh_inventor
     result = run_ansible_playbook(SITE, "--check", "--diff", "-l", FRESH, inventories=(fresh_inventory,), timeout=1800)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
-    counts = recap(output, FRESH)
+    counts = play_recap(output, FRESH)
     assert counts["failed"] == 0 and counts["unreachable"] == 0, counts
     # Check mode did evaluate the roles: it reports what a real run would change.
     assert counts["changed"] > 0, counts

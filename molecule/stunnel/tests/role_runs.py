@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 
-from conftest import podman_host
+from conftest import play_recap, podman_host, run_ansible_playbook
 
 EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 PKI = os.path.join(EPHEMERAL, "pki")
@@ -22,41 +22,25 @@ FINGERPRINT = (
 )
 
 
-def run_role(host: str, extra: dict) -> subprocess.CompletedProcess:
+def run_role(host: str, extra: dict) -> subprocess.CompletedProcess[str]:
     """ansible-playbook converge.yml --limit HOST -e EXTRA; results printed as JSON (one line per
     string, no YAML folding or quoting in the way of the tests' substring checks)."""
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=os.path.join(EPHEMERAL, "ansible.cfg"),
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-        NO_COLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-    )
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.path.join(EPHEMERAL, "inventory"),
-            "--limit",
-            host,
-            CONVERGE,
-            "-e",
-            json.dumps(extra),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        env=env,
+    return run_ansible_playbook(
+        CONVERGE,
+        "--limit",
+        host,
+        "-e",
+        json.dumps(extra),
+        environment={
+            "ANSIBLE_CONFIG": os.path.join(EPHEMERAL, "ansible.cfg"),
+            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+        },
     )
 
 
-def recap(result: subprocess.CompletedProcess, host: str) -> dict[str, int]:
+def recap(result: subprocess.CompletedProcess[str], host: str) -> dict[str, int]:
     """The PLAY RECAP counters of HOST, e.g. {"ok": 40, "changed": 0, "failed": 0, ...}."""
-    for line in result.stdout.split("PLAY RECAP")[-1].splitlines():
-        if line.startswith(host + " "):
-            return {k: int(v) for k, v in (pair.split("=") for pair in line.split(":", 1)[1].split())}
-    raise AssertionError(f"no PLAY RECAP line for {host}:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+    return play_recap(result.stdout, host)
 
 
 def fingerprint(host: str) -> str:
