@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -293,17 +294,29 @@ def sip2_bad_checksum_server() -> Iterator[sip2.Sip2Server]:
         yield server
 
 
-def refused_port(host: str = LOOPBACK) -> int:
-    """A port nothing listens on: bind to get a free one, then close without listening."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+class HeldPort:
+    """A loopback port that is bound but never listened on, for as long as it is held.
+
+    Connecting to it is refused (RST). Binding it without SO_REUSEADDR keeps the kernel from
+    giving the same port to another server of the run (the unit tests run in parallel
+    workers): a port that was only bound and released could be handed to, say, a SIP2 server
+    that a drop rule for "unanswered" ports would then silence."""
+
+    def __init__(self, host: str = LOOPBACK) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.port: int = self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 @pytest.fixture
-def closed_port() -> int:
-    return refused_port()
+def closed_port() -> Iterator[int]:
+    held = HeldPort()
+    yield held.port
+    held.close()
 
 
 def nft_available() -> Optional[str]:
@@ -313,6 +326,9 @@ def nft_available() -> Optional[str]:
     if shutil.which("nft") is None:
         return "needs the nft command (Debian package nftables)"
     return None
+
+
+DROP_TABLE_PREFIX = "libsys_onprem_test_"
 
 
 class DropRule:
@@ -339,18 +355,37 @@ class DropRule:
         subprocess.run(["nft", "delete", "table", "inet", self.table], check=False, capture_output=True)
 
 
-@pytest.fixture(scope="session")
+def delete_stale_drop_rules() -> None:
+    """Delete the drop-rule tables of test processes that are gone. A forked test runner
+    (ansible-test units uses pytest-forked) ends each test's process with os._exit, so a rule
+    left behind there would silence whatever server later gets one of its ports."""
+    listing = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
+    for pid in re.findall(r"^table inet %s(\d+)$" % DROP_TABLE_PREFIX, listing, re.MULTILINE):
+        if not os.path.exists("/proc/%s" % pid):
+            table = DROP_TABLE_PREFIX + pid
+            subprocess.run(["nft", "delete", "table", "inet", table], check=False, capture_output=True)
+
+
+# Function scope: the rule is made and removed in the process that runs the test, also under
+# a forked runner, where session-scoped teardown never runs in the child.
+@pytest.fixture
 def unanswered_ports() -> Iterator[list[int]]:
     """Two loopback ports whose SYNs are dropped, so a connect times out."""
     reason = nft_available()
     if reason:
         pytest.skip(reason)
-    ports = [refused_port(), refused_port()]
+    delete_stale_drop_rules()
+    held = [HeldPort(), HeldPort()]
+    ports = [h.port for h in held]
     try:
-        rule = DropRule(ports, "libsys_onprem_test_%d" % os.getpid()).__enter__()
+        rule = DropRule(ports, DROP_TABLE_PREFIX + str(os.getpid())).__enter__()
     except subprocess.CalledProcessError as exc:
+        for h in held:
+            h.close()
         pytest.skip("nft refused the drop rule: %s" % exc.stderr.decode(errors="replace").strip())
     try:
         yield ports
     finally:
         rule.__exit__(None, None, None)
+        for h in held:
+            h.close()

@@ -25,7 +25,6 @@ from ansible_collections.libsys.onprem.tests.unit.loopback import (
     ThreadedServer,
     TlsServers,
     banner_handler,
-    refused_port,
 )
 
 
@@ -509,8 +508,8 @@ def test_probe_exception_becomes_status(monkeypatch: pytest.MonkeyPatch) -> None
     assert result["status"] == "error"
 
 
-def test_run_checks_order_and_mix(ssh_server: ThreadedServer, sip2_server: Sip2Server) -> None:
-    closed = refused_port()
+def test_run_checks_order_and_mix(ssh_server: ThreadedServer, sip2_server: Sip2Server, closed_port: int) -> None:
+    closed = closed_port
     endpoints = [
         ep(name="a", port=ssh_server.port, probe="ssh"),
         ep(name="b", port=closed, required=False),
