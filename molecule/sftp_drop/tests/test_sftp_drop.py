@@ -421,6 +421,9 @@ def test_removed_account_is_disabled_and_its_files_kept(target) -> None:
     shadow = host.check_output("getent shadow vendor-old").split(":")
     assert shadow[1].startswith("!")
     assert shadow[7] == "1"  # expired on day 1 of the epoch
+    # side_effect left an SFTP session of vendor-old open before the re-run: it was ended.
+    leftover = host.run("pgrep --list-full --uid vendor-old")
+    assert leftover.rc == 1, leftover.stdout
 
 
 def test_purged_account_is_gone_and_new_account_works(target) -> None:
