@@ -308,15 +308,17 @@ class HeldPort:
         self.sock.bind((host, 0))
         self.port: int = self.sock.getsockname()[1]
 
-    def close(self) -> None:
+    def __enter__(self) -> HeldPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.sock.close()
 
 
 @pytest.fixture
 def closed_port() -> Iterator[int]:
-    held = HeldPort()
-    yield held.port
-    held.close()
+    with HeldPort() as held:
+        yield held.port
 
 
 def nft_available() -> Optional[str]:
@@ -375,17 +377,13 @@ def unanswered_ports() -> Iterator[list[int]]:
     if reason:
         pytest.skip(reason)
     delete_stale_drop_rules()
-    held = [HeldPort(), HeldPort()]
-    ports = [h.port for h in held]
-    try:
-        rule = DropRule(ports, DROP_TABLE_PREFIX + str(os.getpid())).__enter__()
-    except subprocess.CalledProcessError as exc:
-        for h in held:
-            h.close()
-        pytest.skip("nft refused the drop rule: %s" % exc.stderr.decode(errors="replace").strip())
-    try:
-        yield ports
-    finally:
-        rule.__exit__(None, None, None)
-        for h in held:
-            h.close()
+    with HeldPort() as first, HeldPort() as second:
+        ports = [first.port, second.port]
+        try:
+            rule = DropRule(ports, DROP_TABLE_PREFIX + str(os.getpid())).__enter__()
+        except subprocess.CalledProcessError as exc:
+            pytest.skip("nft refused the drop rule: %s" % exc.stderr.decode(errors="replace").strip())
+        try:
+            yield ports
+        finally:
+            rule.__exit__(None, None, None)

@@ -509,12 +509,11 @@ def test_probe_exception_becomes_status(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_run_checks_order_and_mix(ssh_server: ThreadedServer, sip2_server: Sip2Server, closed_port: int) -> None:
-    closed = closed_port
     endpoints = [
         ep(name="a", port=ssh_server.port, probe="ssh"),
-        ep(name="b", port=closed, required=False),
+        ep(name="b", port=closed_port, required=False),
         ep(name="c", port=sip2_server.server_address[1], probe="sip2"),
-        ep(name="d", port=closed),
+        ep(name="d", port=closed_port),
     ]
     results = probes.run_checks(endpoints, workers=2, deadline=10)
     assert [r["name"] for r in results] == ["a", "b", "c", "d"]
