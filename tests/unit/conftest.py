@@ -2,11 +2,15 @@
 # Copyright (c) libsys.onprem maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Loopback server fixtures; the servers themselves live in loopback.py so tests can import helpers."""
+"""Fixtures of the unit tests: loopback servers (loopback.py) and the in-process module runner (module_harness.py)."""
 
 from __future__ import annotations
 
-pytest_plugins = ["ansible_collections.libsys.onprem.tests.unit.loopback"]
+pytest_plugins = [
+    "ansible_collections.libsys.onprem.tests.unit.loopback",
+    # patch_exits (autouse): AnsibleModule's exit_json/fail_json raise, for run_module_main.
+    "ansible_collections.libsys.onprem.tests.unit.module_harness",
+]
 
 
 def pytest_configure(config) -> None:

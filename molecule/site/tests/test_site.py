@@ -206,3 +206,61 @@ def test_check_diff_on_a_fresh_host_finishes_and_prints_no_secret(fresh_inventor
     assert not leaked, f"{len(leaked)} secret value(s) printed by --check --diff"
     assert "PRIVATE KEY" not in output
     assert host.check_output(FINGERPRINT) == before, "check mode changed the fresh host"
+
+
+# The fast path of the roles (libsys.onprem.converged): an unchanged host skips the roles' tasks,
+# and drift in a file, a directory, a service or the shared Postfix is found and repaired.
+ROLES_WITH_A_FAST_PATH = ["stunnel", "sftp_drop", "mail_relay", "print_proxy"]
+DRIFT = {
+    "/etc/stunnel/libsys/sip2.conf": "echo '# drift' >> /etc/stunnel/libsys/sip2.conf",
+    "/srv/sftp-drop/vendor-sis/incoming": "chmod 0777 /srv/sftp-drop/vendor-sis/incoming",
+    "/etc/postfix/main.cf": "echo '# drift' >> /etc/postfix/main.cf",
+    "service opendkim.service": "systemctl stop opendkim.service",
+}
+MANAGED_STATE = (
+    "tail -n 1 /etc/stunnel/libsys/sip2.conf /etc/postfix/main.cf;"
+    " stat -c '%a %U:%G' /srv/sftp-drop/vendor-sis/incoming; systemctl is-active opendkim.service"
+)
+
+
+def roles_applied(output: str, host: str) -> list[str]:
+    """The roles whose tasks ran (their 'Apply the role' include was not skipped) on ``host``."""
+    applied = []
+    for role in ROLES_WITH_A_FAST_PATH:
+        block = output.split(f"TASK [libsys.onprem.{role} : Apply the role", 1)
+        assert len(block) == 2, f"{role}: no 'Apply the role' task in the output"
+        result = block[1].split("TASK [", 1)[0]
+        if f"skipping: [{host}]" not in result:
+            applied.append(role)
+    return applied
+
+
+def test_an_unchanged_host_skips_the_roles_and_drift_is_repaired() -> None:
+    host_name = "site-aio"
+    host = podman_host(host_name)
+    converged = host.check_output(MANAGED_STATE)
+
+    unchanged = run_ansible_playbook(SITE, "-l", host_name)
+    output = unchanged.stdout + unchanged.stderr
+    assert unchanged.returncode == 0, output[-3000:]
+    assert play_recap(output, host_name)["changed"] == 0, output[-3000:]
+    assert roles_applied(output, host_name) == [], output[-3000:]
+
+    for command in DRIFT.values():
+        host.run_expect([0], command)
+    assert host.check_output(MANAGED_STATE) != converged
+    repaired = run_ansible_playbook(SITE, "-l", host_name, timeout=1800)
+    output = repaired.stdout + repaired.stderr
+    assert repaired.returncode == 0, output[-3000:]
+    for drifted in DRIFT:
+        assert drifted in output, f"the check did not report {drifted}:\n{output[-3000:]}"
+    # The Postfix base is shared: the first role that finds it changed repairs it for both.
+    assert roles_applied(output, host_name) == ["stunnel", "sftp_drop", "mail_relay"], output[-3000:]
+    assert play_recap(output, host_name)["changed"] > 0
+    assert host.check_output(MANAGED_STATE) == converged
+
+    again = run_ansible_playbook(SITE, "-l", host_name)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-3000:]
+    assert play_recap(output, host_name)["changed"] == 0, output[-3000:]
+    assert roles_applied(output, host_name) == [], output[-3000:]

@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) libsys.onprem maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller side of libsys.onprem.converged: digest the role's inputs, then run the module.
+
+The digest covers the values of every variable with one of the given prefixes, a few facts,
+inventory_hostname, group_names and the code of this collection (roles and plugins), so a changed
+variable, a changed template or an upgraded collection always means a full run. Only the digest
+is sent to the host; variable values never leave the controller and never appear in the output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.libsys.onprem.plugins.modules.converged import DEFAULT_FACTS
+
+COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+CODE_DIRECTORIES = ("roles", "plugins", "playbooks")
+_code_digest_cache: dict[str, str] = {}
+
+
+def code_digest(root: Path = COLLECTION_ROOT) -> str:
+    """SHA-256 over the names and contents of the collection's roles, plugins and playbooks."""
+    key = str(root)
+    if key not in _code_digest_cache:
+        digest = hashlib.sha256()
+        for directory in CODE_DIRECTORIES:
+            for folder, subfolders, files in sorted(os.walk(root / directory)):
+                subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
+                for name in sorted(files):
+                    path = Path(folder, name)
+                    digest.update(str(path.relative_to(root)).encode() + b"\0")
+                    digest.update(path.read_bytes() + b"\0")
+        _code_digest_cache[key] = digest.hexdigest()
+    return _code_digest_cache[key]
+
+
+def inputs_digest(values: dict, code: str) -> str:
+    text = json.dumps({"code": code, "values": values}, sort_keys=True, default=to_text)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def _input_values(self, prefixes: list[str], facts: list[str], task_vars: dict) -> dict:
+        names = sorted(name for name in task_vars if name.startswith(tuple(prefixes)))
+        values = {}
+        for name in names:
+            try:
+                values[name] = self._templar.template(task_vars[name])
+            except AnsibleError as error:
+                raise AnsibleError(f"converged: cannot evaluate the variable {name}: {to_text(error)}") from error
+        host_facts = task_vars.get("ansible_facts", {})
+        values["ansible_facts"] = {fact: host_facts.get(fact) for fact in facts}
+        values["inventory_hostname"] = task_vars.get("inventory_hostname")
+        values["group_names"] = sorted(task_vars.get("group_names", []))
+        return values
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        module_args = dict(self._task.args)
+        prefixes = module_args.pop("prefixes", None) or []
+        facts = module_args.pop("facts", None) or list(DEFAULT_FACTS)
+        if isinstance(prefixes, str) or not all(isinstance(prefix, str) and prefix for prefix in prefixes):
+            result.update(failed=True, msg="prefixes must be a list of non-empty strings")
+            return result
+        state = module_args.get("state", "check")
+        if state == "check":
+            if "digest" in module_args:
+                result.update(failed=True, msg="state=check computes the digest from prefixes; do not set digest")
+                return result
+            values = self._input_values(list(prefixes), list(facts), task_vars)
+            module_args["digest"] = inputs_digest(values, code_digest())
+        elif state == "record" and not module_args.get("digest"):
+            # Record the digest the check computed before the run: the variables of roles the run
+            # imports (their defaults) only become visible during the run.
+            result.update(failed=True, msg=f"state={state} needs the digest returned by the check (state=check)")
+            return result
+        result.update(
+            self._execute_module(
+                module_name="libsys.onprem.converged",
+                module_args=module_args,
+                task_vars=task_vars,
+            )
+        )
+        return result
