@@ -5,21 +5,25 @@
 """Controller side of libsys.onprem.converged: digest the role's inputs, then run the module.
 
 The digest covers the values of every variable with one of the given prefixes, a few facts,
-inventory_hostname, group_names and the code of this collection (roles and plugins), so a changed
-variable, a changed template or an upgraded collection always means a full run. Only the digest
+inventory_hostname, group_names, the code of this collection (roles, plugins, playbooks) and the
+versions of ansible-core and of the collections it depends on, so a changed variable, a changed
+template or an upgraded collection always means a full run. Only the digest
 is sent to the host; variable values never leave the controller and never appear in the output.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 from pathlib import Path
 
+import yaml
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
+from ansible.release import __version__ as ansible_version
 
 from ansible_collections.libsys.onprem.plugins.modules.converged import DEFAULT_FACTS
 
@@ -28,15 +32,41 @@ CODE_DIRECTORIES = ("roles", "plugins", "playbooks")
 _code_digest_cache: dict[str, str] = {}
 
 
+def _collection_metadata(root: Path) -> dict:
+    """name, version and dependencies from MANIFEST.json (installed) or galaxy.yml (a checkout)."""
+    manifest = root / "MANIFEST.json"
+    if manifest.is_file():
+        return json.loads(manifest.read_text(encoding="utf-8")).get("collection_info", {})
+    galaxy = root / "galaxy.yml"
+    if galaxy.is_file():
+        return yaml.safe_load(galaxy.read_text(encoding="utf-8")) or {}
+    return {}
+
+
+def dependency_versions(root: Path = COLLECTION_ROOT) -> dict[str, str]:
+    """ansible-core's version and the installed version of each collection this one depends on."""
+    versions = {"ansible-core": ansible_version}
+    for name in sorted(_collection_metadata(root).get("dependencies") or {}):
+        try:
+            package = importlib.import_module(f"ansible_collections.{name}")
+            versions[name] = str(_collection_metadata(Path(next(iter(package.__path__)))).get("version", "unknown"))
+        except (ImportError, StopIteration, ValueError, OSError):
+            versions[name] = "missing"
+    return versions
+
+
 def code_digest(root: Path = COLLECTION_ROOT) -> str:
-    """SHA-256 over the names and contents of the collection's roles, plugins and playbooks."""
+    """SHA-256 over the collection's roles, plugins and playbooks (not their Markdown) and the
+    versions of ansible-core and of the collections it depends on."""
     key = str(root)
     if key not in _code_digest_cache:
-        digest = hashlib.sha256()
+        digest = hashlib.sha256(json.dumps(dependency_versions(root), sort_keys=True).encode() + b"\0")
         for directory in CODE_DIRECTORIES:
             for folder, subfolders, files in sorted(os.walk(root / directory)):
                 subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
                 for name in sorted(files):
+                    if name.endswith(".md"):
+                        continue
                     path = Path(folder, name)
                     digest.update(str(path.relative_to(root)).encode() + b"\0")
                     digest.update(path.read_bytes() + b"\0")

@@ -219,7 +219,7 @@ DRIFT = {
 }
 MANAGED_STATE = (
     "tail -n 1 /etc/stunnel/libsys/sip2.conf /etc/postfix/main.cf;"
-    " stat -c '%a %U:%G' /srv/sftp-drop/vendor-sis/incoming; systemctl is-active opendkim.service"
+    " stat -c '%a %U:%G' /srv/sftp-drop/vendor-sis/incoming; systemctl is-active opendkim.service || true"
 )
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from ansible_collections.libsys.onprem.plugins.action import converged
@@ -32,9 +33,23 @@ def test_code_digest_covers_roles_plugins_and_playbooks(tmp_path: Path) -> None:
     assert converged.code_digest(tmp_path) != first
     converged._code_digest_cache.clear()
     (tmp_path / "README.md").write_text("docs are not code\n")
+    (tmp_path / "roles" / "demo" / "README.md").write_text("nor is a role's README\n")
     template.write_text("---\n")
     assert converged.code_digest(tmp_path) == first
 
 
 def test_the_real_collection_has_a_code_digest() -> None:
     assert len(converged.code_digest()) == 64
+
+
+def test_dependency_versions_follow_the_installed_collections(tmp_path: Path) -> None:
+    (tmp_path / "galaxy.yml").write_text("dependencies:\n  community.crypto: '>=2.15.0'\n  no_such.collection: '*'\n")
+    versions = converged.dependency_versions(tmp_path)
+    assert versions["ansible-core"]
+    assert versions["no_such.collection"] == "missing"
+    # ansible-test's unit venvs may not have community.crypto; where it is, its version is read.
+    try:
+        installed = importlib.util.find_spec("ansible_collections.community.crypto") is not None
+    except ModuleNotFoundError:
+        installed = False
+    assert (versions["community.crypto"] not in ("missing", "unknown")) == installed, versions
