@@ -385,6 +385,13 @@ def normalize_watch(watch):
     return normalized, unknown
 
 
+def state_path(params, name):
+    """The state file of ``name``; names are letters, digits and underscores, never a path."""
+    if not re.match(r"^[A-Za-z0-9_]+$", name):
+        raise ValueError("state name %r: use letters, digits and underscores only" % name)
+    return os.path.join(params["state_dir"], name + ".json")
+
+
 def load_state(path):
     try:
         with open(path) as handle:
@@ -408,10 +415,8 @@ def write_state(path, content):
 
 def check(module, params):
     reasons = []
-    own_file = os.path.join(params["state_dir"], params["name"] + ".json")
-    names = [params["name"], *params["requires"]]
-    for name in names:
-        path = os.path.join(params["state_dir"], name + ".json")
+    for name in [params["name"], *params["requires"]]:
+        path = state_path(params, name)
         state = load_state(path)
         if state is None:
             reasons.append("%s: no recorded state (%s)" % (name, path))
@@ -426,7 +431,13 @@ def check(module, params):
         reasons.extend(compare(state["snapshot"], take_snapshot(module, watch)))
     if len(reasons) > MAX_REASONS:
         reasons = [*reasons[:MAX_REASONS], "... and %d more" % (len(reasons) - MAX_REASONS)]
-    return dict(changed=False, converged=not reasons, reasons=reasons, state_file=own_file, digest=params["digest"])
+    return dict(
+        changed=False,
+        converged=not reasons,
+        reasons=reasons,
+        state_file=state_path(params, params["name"]),
+        digest=params["digest"],
+    )
 
 
 def record(module, params):
@@ -436,28 +447,30 @@ def record(module, params):
     records.extend((shared["name"], "", shared["watch"]) for shared in params["shared"])
     written = []
     for name, digest, given in records:
-        if not re.match(r"^[A-Za-z0-9_]+$", name):
-            module.fail_json(msg="state name %r: use letters, digits and underscores only" % name)
+        path = state_path(params, name)
         watch, unknown = normalize_watch(given)
         if unknown:
             module.fail_json(
                 msg="watch of %s: unknown keys %s (known: %s)" % (name, ", ".join(unknown), ", ".join(WATCH_KEYS))
             )
         content = {"digest": digest, "watch": watch, "snapshot": take_snapshot(module, watch)}
-        path = os.path.join(params["state_dir"], name + ".json")
         if load_state(path) == content:
             continue
         written.append(name)
         if not module.check_mode:
             write_state(path, content)
-    own_file = os.path.join(params["state_dir"], params["name"] + ".json")
     return dict(
-        changed=False, converged=False, reasons=[], state_file=own_file, digest=params["digest"], written=written
+        changed=False,
+        converged=False,
+        reasons=[],
+        state_file=state_path(params, params["name"]),
+        digest=params["digest"],
+        written=written,
     )
 
 
 def forget(module, params):
-    path = os.path.join(params["state_dir"], params["name"] + ".json")
+    path = state_path(params, params["name"])
     removed = os.path.exists(path)
     if removed and not module.check_mode:
         os.unlink(path)
@@ -501,13 +514,12 @@ def main():
     params = module.params
     if not params["digest"] and params["state"] != "absent":
         module.fail_json(msg="digest is missing: run this module through its action plugin (libsys.onprem.converged)")
-    if not re.match(r"^[A-Za-z0-9_]+$", params["name"]):
-        module.fail_json(msg="name %r: use letters, digits and underscores only" % params["name"])
-    if params["state"] == "record":
-        module.exit_json(**record(module, params))
-    if params["state"] == "absent":
-        module.exit_json(**forget(module, params))
-    module.exit_json(**check(module, params))
+    actions = {"check": check, "record": record, "absent": forget}
+    try:
+        result = actions[params["state"]](module, params)
+    except ValueError as error:
+        module.fail_json(msg=str(error))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
