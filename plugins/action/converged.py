@@ -79,6 +79,14 @@ def inputs_digest(values: dict, code: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class InputError(AnsibleError):
+    """A variable of the digest could not be templated; ``variable`` names it."""
+
+    def __init__(self, variable: str, cause: AnsibleError) -> None:
+        super().__init__(f"converged: cannot evaluate the variable {variable}: {to_text(cause)}")
+        self.variable = variable
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
 
@@ -89,12 +97,27 @@ class ActionModule(ActionBase):
             try:
                 values[name] = self._templar.template(task_vars[name])
             except AnsibleError as error:
-                raise AnsibleError(f"converged: cannot evaluate the variable {name}: {to_text(error)}") from error
+                raise InputError(name, error) from error
         host_facts = task_vars.get("ansible_facts", {})
         values["ansible_facts"] = {fact: host_facts.get(fact) for fact in facts}
         values["inventory_hostname"] = task_vars.get("inventory_hostname")
         values["group_names"] = sorted(task_vars.get("group_names", []))
         return values
+
+    @staticmethod
+    def _argument_error(module_args: dict, prefixes) -> str | None:
+        state = module_args.get("state", "check")
+        if isinstance(prefixes, str) or not all(isinstance(prefix, str) and prefix for prefix in prefixes):
+            return "prefixes must be a list of non-empty strings"
+        if state == "digest" and module_args.get("states"):
+            return "states is only for state=check"
+        if state in ("check", "digest") and not module_args.get("states") and "digest" in module_args:
+            return f"state={state} computes the digest from prefixes; do not set digest"
+        if state == "record" and not module_args.get("digest"):
+            # Record the digest the check computed before the run: the variables of roles the run
+            # imports (their defaults) only become visible during the run.
+            return f"state={state} needs the digest returned by the check (state=check)"
+        return None
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -102,21 +125,35 @@ class ActionModule(ActionBase):
         module_args = dict(self._task.args)
         prefixes = module_args.pop("prefixes", None) or []
         facts = module_args.pop("facts", None) or list(DEFAULT_FACTS)
-        if isinstance(prefixes, str) or not all(isinstance(prefix, str) and prefix for prefix in prefixes):
-            result.update(failed=True, msg="prefixes must be a list of non-empty strings")
+        error = self._argument_error(module_args, prefixes)
+        if error:
+            result.update(failed=True, msg=error)
             return result
         state = module_args.get("state", "check")
-        if state == "check":
-            if "digest" in module_args:
-                result.update(failed=True, msg="state=check computes the digest from prefixes; do not set digest")
-                return result
-            values = self._input_values(list(prefixes), list(facts), task_vars)
-            module_args["digest"] = inputs_digest(values, code_digest())
-        elif state == "record" and not module_args.get("digest"):
-            # Record the digest the check computed before the run: the variables of roles the run
-            # imports (their defaults) only become visible during the run.
-            result.update(failed=True, msg=f"state={state} needs the digest returned by the check (state=check)")
+        if state == "digest":
+            # Nothing reaches the host: the digest (and the shared states to check with it) for a later
+            # state=check of several roles at once.
+            result.update(changed=False, name=module_args.get("name"), requires=list(module_args.get("requires") or []))
+            try:
+                result["digest"] = inputs_digest(
+                    self._input_values(list(prefixes), list(facts), task_vars), code_digest()
+                )
+            except InputError as failure:
+                # No digest, so no fast path: the role's own checks then run and name the bad value.
+                result["msg"] = (
+                    f"no digest: the variable {failure.variable} cannot be evaluated; the role's checks will run"
+                )
             return result
+        if module_args.get("states"):
+            # Registered results of state=digest: only what the module needs goes to the host.
+            module_args["states"] = [
+                {key: given[key] for key in ("name", "digest", "requires") if key in given}
+                for given in module_args["states"]
+            ]
+        elif state == "check":
+            module_args["digest"] = inputs_digest(
+                self._input_values(list(prefixes), list(facts), task_vars), code_digest()
+            )
         result.update(
             self._execute_module(
                 module_name="libsys.onprem.converged",

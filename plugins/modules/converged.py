@@ -48,15 +48,17 @@ options:
   name:
     description:
       - Name of the state, usually the role's name. Letters, digits and underscores.
+      - Required unless O(states) is given.
     type: str
-    required: true
   state:
     description:
       - V(check) compares the host with the recorded state; V(record) records it.
+      - V(digest) only computes O(digest) on the controller (nothing reaches the host) and returns it with
+        O(requires), for a later O(state=check) of several roles at once with O(states).
       - V(absent) forgets the recorded state of O(name). A role does that when its full run starts, so that a run
         that fails half-way (a failed reload, say) is never taken for converged afterwards.
     type: str
-    choices: [check, record, absent]
+    choices: [check, record, absent, digest]
     default: check
   prefixes:
     description:
@@ -154,6 +156,27 @@ options:
     type: list
     elements: str
     default: []
+  states:
+    description:
+      - Only with O(state=check), instead of O(name). Check several roles' states in one call (the site playbook
+        does this before any role runs); a shared state that several of them require is read once.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Name of the role's state.
+        type: str
+        required: true
+      digest:
+        description: The digest of the role's inputs, as returned by O(state=digest) in the role's context.
+        type: str
+        required: true
+      requires:
+        description: Names of shared states whose snapshots must be unchanged too.
+        type: list
+        elements: str
+        default: []
   state_dir:
     description:
       - Directory of the state files.
@@ -168,6 +191,22 @@ notes:
 """
 
 EXAMPLES = r"""
+- name: Compute a role's digest on the controller (in the role's context, for example from include_role)
+  libsys.onprem.converged:
+    name: stunnel
+    state: digest
+    prefixes: [stunnel_, onprem_]
+    requires: [nftables]
+  register: stunnel_digest
+
+- name: Check several roles in one call
+  libsys.onprem.converged:
+    states:
+      - name: stunnel
+        digest: "{{ stunnel_digest.digest }}"
+        requires: "{{ stunnel_digest.requires }}"
+  register: site_converged
+
 - name: Check whether the host is as the last full run of the role left it
   libsys.onprem.converged:
     name: stunnel
@@ -190,7 +229,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 converged:
-  description: Whether the host is exactly as the last full run left it (always V(false) unless O(state=check)).
+  description:
+    - Whether the host is exactly as the last full run left it (always V(false) unless O(state=check)).
+    - With O(states), whether every one of them is.
   returned: always
   type: bool
 reasons:
@@ -202,9 +243,22 @@ reasons:
     - "/etc/stunnel/libsys/sip2.conf: changed"
     - "service stunnel-libsys@sip2.service: inactive enabled (was active enabled)"
 digest:
-  description: The digest of the role's inputs (with O(state=check)), for the O(state=record) after a full run.
-  returned: always
+  description: The digest of the role's inputs (with O(state=check) or O(state=digest)), for the O(state=record)
+    after a full run.
+  returned: unless O(states) is given
   type: str
+by_state:
+  description: With O(states), for each state checked, whether it is converged and why not.
+  returned: when O(states) is given
+  type: dict
+  sample:
+    stunnel: {converged: true, reasons: []}
+    mail_relay: {converged: false, reasons: ["service opendkim.service: inactive enabled (was active enabled)"]}
+requires:
+  description: With O(state=digest), the given O(requires), to pass on in O(states).
+  returned: when O(state=digest)
+  type: list
+  elements: str
 written:
   description: With O(state=record), the states whose file was written (or would be, in check mode).
   returned: when O(state=record)
@@ -216,7 +270,7 @@ removed:
   type: bool
 state_file:
   description: The state file read or written.
-  returned: always
+  returned: unless O(states) is given or O(state=digest)
   type: str
 """
 
@@ -413,24 +467,33 @@ def write_state(path, content):
     os.replace(temporary, path)
 
 
-def check(module, params):
-    reasons = []
-    for name in [params["name"], *params["requires"]]:
-        path = state_path(params, name)
-        state = load_state(path)
-        if state is None:
-            reasons.append("%s: no recorded state (%s)" % (name, path))
-            continue
-        if not state.get("snapshot") or not state.get("watch"):
-            reasons.append("%s: unreadable recorded state (%s)" % (name, path))
-            continue
-        if name == params["name"] and state.get("digest") != params["digest"]:
-            reasons.append("%s: the role's variables or the collection's code changed since the last full run" % name)
-            continue
-        watch = normalize_watch(state["watch"])[0]
-        reasons.extend(compare(state["snapshot"], take_snapshot(module, watch)))
+def state_reasons(module, params, name, digest=None):
+    """Why the recorded state ``name`` no longer holds; its digest is compared unless None."""
+    path = state_path(params, name)
+    state = load_state(path)
+    if state is None:
+        return ["%s: no recorded state (%s)" % (name, path)]
+    if not state.get("snapshot") or not state.get("watch"):
+        return ["%s: unreadable recorded state (%s)" % (name, path)]
+    if digest is not None and state.get("digest") != digest:
+        return ["%s: the role's variables or the collection's code changed since the last full run" % name]
+    watch = normalize_watch(state["watch"])[0]
+    return compare(state["snapshot"], take_snapshot(module, watch))
+
+
+def shorten(reasons):
     if len(reasons) > MAX_REASONS:
-        reasons = [*reasons[:MAX_REASONS], "... and %d more" % (len(reasons) - MAX_REASONS)]
+        return [*reasons[:MAX_REASONS], "... and %d more" % (len(reasons) - MAX_REASONS)]
+    return reasons
+
+
+def check(module, params):
+    if params["states"]:
+        return check_states(module, params)
+    reasons = state_reasons(module, params, params["name"], params["digest"])
+    for shared in params["requires"]:
+        reasons.extend(state_reasons(module, params, shared))
+    reasons = shorten(reasons)
     return dict(
         changed=False,
         converged=not reasons,
@@ -438,6 +501,21 @@ def check(module, params):
         state_file=state_path(params, params["name"]),
         digest=params["digest"],
     )
+
+
+def check_states(module, params):
+    """Several roles' states in one call; a shared state that several require is read once."""
+    shared_reasons = {}
+    results, reasons = {}, []
+    for given in params["states"]:
+        own = state_reasons(module, params, given["name"], given["digest"])
+        for shared in given["requires"]:
+            if shared not in shared_reasons:
+                shared_reasons[shared] = state_reasons(module, params, shared)
+            own.extend(shared_reasons[shared])
+        results[given["name"]] = dict(converged=not own, reasons=shorten(own))
+        reasons.extend("%s: %s" % (given["name"], reason) for reason in own)
+    return dict(changed=False, converged=not reasons, reasons=shorten(reasons), by_state=results)
 
 
 def record(module, params):
@@ -491,8 +569,8 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=dict(
-            name=dict(type="str", required=True),
-            state=dict(type="str", choices=["check", "record", "absent"], default="check"),
+            name=dict(type="str"),
+            state=dict(type="str", choices=["check", "record", "absent", "digest"], default="check"),
             prefixes=dict(type="list", elements="str", default=[]),
             facts=dict(type="list", elements="str", default=list(DEFAULT_FACTS)),
             digest=dict(type="str", no_log=False),
@@ -507,12 +585,30 @@ def main():
                 ),
             ),
             requires=dict(type="list", elements="str", default=[]),
+            states=dict(
+                type="list",
+                elements="dict",
+                default=[],
+                options=dict(
+                    name=dict(type="str", required=True),
+                    digest=dict(type="str", required=True, no_log=False),
+                    requires=dict(type="list", elements="str", default=[]),
+                ),
+            ),
             state_dir=dict(type="path", default="/var/lib/libsys-onprem/converged"),
         ),
+        mutually_exclusive=[("name", "states")],
         supports_check_mode=True,
     )
     params = module.params
-    if not params["digest"] and params["state"] != "absent":
+    if params["state"] == "digest":
+        module.fail_json(msg="state=digest is computed on the controller: run this module through its action plugin")
+    if params["states"] and params["state"] != "check":
+        module.fail_json(msg="states is only for state=check")
+    if not params["name"] and not (params["states"] and params["state"] == "check"):
+        either = " (or states)" if params["state"] == "check" else ""
+        module.fail_json(msg="state=%s needs name%s" % (params["state"], either))
+    if not params["digest"] and params["state"] != "absent" and not params["states"]:
         module.fail_json(msg="digest is missing: run this module through its action plugin (libsys.onprem.converged)")
     actions = {"check": check, "record": record, "absent": forget}
     try:

@@ -223,16 +223,38 @@ MANAGED_STATE = (
 )
 
 
+def task_result(output: str, title: str) -> str | None:
+    """What the output says under the first task whose title starts with ``title`` (None: no such task)."""
+    block = output.split(f"TASK [{title}", 1)
+    return block[1].split("TASK [", 1)[0] if len(block) == 2 else None
+
+
 def roles_applied(output: str, host: str) -> list[str]:
-    """The roles whose tasks ran (their 'Apply the role' include was not skipped) on ``host``."""
+    """The roles whose tasks ran on ``host``: their 'Apply the role' include was not skipped.
+
+    A role that the site's one check found converged skips its checks and tasks as a whole, so
+    its 'Apply the role' task is not in the output at all; its run.yml include must then show as
+    skipped, so that a role that vanished from the output for another reason is not taken for one.
+    """
     applied = []
     for role in ROLES_WITH_A_FAST_PATH:
-        block = output.split(f"TASK [libsys.onprem.{role} : Apply the role", 1)
-        assert len(block) == 2, f"{role}: no 'Apply the role' task in the output"
-        result = block[1].split("TASK [", 1)[0]
-        if f"skipping: [{host}]" not in result:
+        result = task_result(output, f"libsys.onprem.{role} : Apply the role")
+        if result is None:
+            whole = task_result(output, f"libsys.onprem.{role} : Check the variables and the host, then apply")
+            assert whole is not None, f"{role}: neither its checks nor its tasks are in the output"
+            assert f"skipping: [{host}]" in whole, f"{role}: no 'Apply the role' task, yet run.yml was not skipped"
+        elif f"skipping: [{host}]" not in result:
             applied.append(role)
     return applied
+
+
+def site_check_found_converged(output: str, host: str) -> bool:
+    """Whether the validate play's one call found every role of ``host`` as its last full run left it
+    (it ran, and the task that prints its reasons had none to print)."""
+    checked = task_result(output, "Check in one call whether every role of this host is as its last full run")
+    reasons = task_result(output, "Report why the roles' checks and tasks run")
+    assert checked is not None and reasons is not None, "the site's converged check is not in the output"
+    return f"ok: [{host}]" in checked and f"skipping: [{host}]" in reasons
 
 
 def test_an_unchanged_host_skips_the_roles_and_drift_is_repaired() -> None:
@@ -244,6 +266,7 @@ def test_an_unchanged_host_skips_the_roles_and_drift_is_repaired() -> None:
     output = unchanged.stdout + unchanged.stderr
     assert unchanged.returncode == 0, output[-3000:]
     assert play_recap(output, host_name)["changed"] == 0, output[-3000:]
+    assert site_check_found_converged(output, host_name), output[-3000:]
     assert roles_applied(output, host_name) == [], output[-3000:]
 
     for command in DRIFT.values():
@@ -252,6 +275,7 @@ def test_an_unchanged_host_skips_the_roles_and_drift_is_repaired() -> None:
     repaired = run_ansible_playbook(SITE, "-l", host_name, timeout=1800)
     output = repaired.stdout + repaired.stderr
     assert repaired.returncode == 0, output[-3000:]
+    assert not site_check_found_converged(output, host_name), output[-3000:]
     for drifted in DRIFT:
         assert drifted in output, f"the check did not report {drifted}:\n{output[-3000:]}"
     # The Postfix base is shared: the first role that finds it changed repairs it for both.

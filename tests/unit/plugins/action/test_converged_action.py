@@ -9,7 +9,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+from ansible.errors import AnsibleError
+
 from ansible_collections.libsys.onprem.plugins.action import converged
+from ansible_collections.libsys.onprem.tests.unit.action_harness import make_action
 
 
 def test_digest_follows_every_value_and_the_code() -> None:
@@ -53,3 +57,69 @@ def test_dependency_versions_follow_the_installed_collections(tmp_path: Path) ->
     except ModuleNotFoundError:
         installed = False
     assert (versions["community.crypto"] not in ("missing", "unknown")) == installed, versions
+
+
+class Unreadable:
+    """A variable whose templating fails, like a lookup of a certificate file that is not there."""
+
+
+def run_action(args: dict, task_vars: dict, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, list[dict]]:
+    """Run the action plugin; returns its result and the module arguments it sent to the host."""
+    action = make_action(converged.ActionModule, args)
+    sent: list[dict] = []
+
+    def execute_module(module_name: str, module_args: dict, task_vars: dict) -> dict:
+        sent.append(module_args)
+        return {"converged": True, "reasons": []}
+
+    def template(value):
+        if isinstance(value, Unreadable):
+            raise AnsibleError("could not locate file in lookup: /etc/pki/missing.crt")
+        return value
+
+    monkeypatch.setattr(action, "_execute_module", execute_module)
+    monkeypatch.setattr(action._templar, "template", template)
+    return action.run(task_vars=task_vars), sent
+
+
+TASK_VARS = {
+    "stunnel_tunnels": [{"name": "sip2", "accept_port": 6001}],
+    "unrelated": "not in the digest",
+    "inventory_hostname": "onprem1",
+    "group_names": ["sip2_gateways"],
+    "ansible_facts": {"fqdn": "onprem1.example.edu"},
+}
+
+
+def test_state_digest_stays_on_the_controller(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = {"name": "stunnel", "state": "digest", "prefixes": ["stunnel_"], "requires": ["nftables"]}
+    result, sent = run_action(args, TASK_VARS, monkeypatch)
+    assert sent == []
+    assert result["name"] == "stunnel" and result["requires"] == ["nftables"] and not result.get("changed")
+    # The same digest as the role's own check sends to the host.
+    sent = run_action({"name": "stunnel", "prefixes": ["stunnel_"]}, TASK_VARS, monkeypatch)[1]
+    assert sent[0]["digest"] == result["digest"]
+    other = run_action(args, {**TASK_VARS, "stunnel_tunnels": []}, monkeypatch)[0]
+    assert other["digest"] != result["digest"]
+    unrelated = run_action(args, {**TASK_VARS, "unrelated": "changed"}, monkeypatch)[0]
+    assert unrelated["digest"] == result["digest"]
+
+
+def test_a_digest_that_cannot_be_made_is_left_out_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = {"name": "stunnel", "state": "digest", "prefixes": ["stunnel_"]}
+    result, sent = run_action(args, {**TASK_VARS, "stunnel_cert_pem": Unreadable()}, monkeypatch)
+    assert sent == [] and not result.get("failed")
+    assert "digest" not in result
+    assert "stunnel_cert_pem" in result["msg"]
+    # The role's own check fails on it, naming the variable.
+    with pytest.raises(converged.InputError, match="stunnel_cert_pem"):
+        run_action(
+            {"name": "stunnel", "prefixes": ["stunnel_"]}, {**TASK_VARS, "stunnel_cert_pem": Unreadable()}, monkeypatch
+        )
+
+
+def test_states_send_only_name_digest_and_requires(monkeypatch: pytest.MonkeyPatch) -> None:
+    registered = {"name": "stunnel", "digest": "d" * 64, "requires": [], "changed": False, "failed": False}
+    result, sent = run_action({"states": [registered]}, TASK_VARS, monkeypatch)
+    assert sent == [{"states": [{"name": "stunnel", "digest": "d" * 64, "requires": []}]}]
+    assert result["converged"] is True

@@ -149,6 +149,52 @@ def test_required_shared_state_is_checked_too(managed: dict[str, Any], tmp_path:
     assert check(managed, requires=["missing"])["reasons"][0].startswith("missing: no recorded state")
 
 
+def test_several_states_are_checked_in_one_call(managed: dict[str, Any], tmp_path: Path) -> None:
+    base = tmp_path / "etc" / "base.cf"
+    base.write_text("inet_interfaces = all\n")
+    record(managed, shared=[{"name": "base", "watch": {"paths": [str(base)]}}])
+    other = tmp_path / "etc" / "other.conf"
+    other.write_text("port = 25\n")
+    run(
+        {
+            "name": "other",
+            "state": "record",
+            "digest": DIGEST,
+            "watch": {"paths": [str(other)]},
+            "state_dir": managed["state_dir"],
+        }
+    )
+    states = [
+        {"name": "demo", "digest": DIGEST, "requires": ["base"]},
+        {"name": "other", "digest": DIGEST, "requires": ["base"]},
+    ]
+    result = run({"states": states, "state_dir": managed["state_dir"]})
+    assert result["converged"] is True
+    both_converged = {"converged": True, "reasons": []}
+    assert result["by_state"] == {"demo": both_converged, "other": both_converged}
+
+    base.write_text("inet_interfaces = loopback-only\n")
+    other.write_text("port = 2525\n")
+    result = run({"states": [*states[:1], {**states[1], "digest": "e" * 64}], "state_dir": managed["state_dir"]})
+    assert result["converged"] is False
+    assert result["by_state"]["demo"] == {"converged": False, "reasons": [f"{base}: changed"]}
+    # A changed digest says so and nothing else; the shared state's drift is reported for both.
+    assert result["by_state"]["other"]["reasons"] == [
+        "other: the role's variables or the collection's code changed since the last full run",
+        f"{base}: changed",
+    ]
+    assert result["reasons"][0] == f"demo: {base}: changed"
+
+
+def test_one_state_of_several_never_recorded_is_not_converged(managed: dict[str, Any]) -> None:
+    record(managed)
+    states = [{"name": "demo", "digest": DIGEST}, {"name": "never", "digest": DIGEST}]
+    result = run({"states": states, "state_dir": managed["state_dir"]})
+    assert result["converged"] is False
+    assert result["by_state"]["demo"]["converged"] is True
+    assert result["by_state"]["never"]["reasons"][0].startswith("never: no recorded state")
+
+
 def test_reasons_are_capped(managed: dict[str, Any]) -> None:
     record(managed)
     for number in range(30):
@@ -164,6 +210,11 @@ def test_reasons_are_capped(managed: dict[str, Any]) -> None:
         ({"name": "demo"}, "digest is missing"),
         ({"name": "../etc/passwd", "digest": DIGEST}, "use letters, digits and underscores only"),
         ({"name": "demo", "digest": DIGEST, "state": "record"}, "watch is required with state=record"),
+        ({"name": "demo", "state": "digest"}, "computed on the controller"),
+        ({"states": [{"name": "demo", "digest": DIGEST}], "state": "record"}, "states is only for state=check"),
+        ({"state": "absent"}, "state=absent needs name"),
+        ({"digest": DIGEST}, "state=check needs name (or states)"),
+        ({"name": "demo", "states": [{"name": "demo", "digest": DIGEST}]}, "mutually exclusive"),
     ],
 )
 def test_bad_arguments_fail_clearly(tmp_path: Path, args: dict[str, Any], fragment: str) -> None:
