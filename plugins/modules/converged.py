@@ -152,7 +152,8 @@ options:
         required: true
   requires:
     description:
-      - Only with O(state=check). Names of shared states whose snapshots must be unchanged too.
+      - With O(state=check), names of shared states whose snapshots must be unchanged too. O(state=digest)
+        returns them, for O(states).
     type: list
     elements: str
     default: []
