@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import ssl
 import subprocess
 import time
-from typing import Any
+from typing import Any, Iterator, Optional
 
 import pytest
 
@@ -411,46 +412,86 @@ def test_sip2_silent_server(silent_server: ThreadedServer) -> None:
 # --- listen ---------------------------------------------------------------------------
 
 
-def test_listen_found(ssh_server: ThreadedServer) -> None:
-    result = run(probe="listen", host=None, port=ssh_server.port, listen_address="127.0.0.1")
+def _wildcard_holder(family: socket.AddressFamily) -> tuple[socket.socket, str]:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        return sock, "::"
+    return sock, "0.0.0.0"  # noqa: S104 - bound, never listening: it only holds the port
+
+
+@contextlib.contextmanager
+def port_alone(listen_on: Optional[str] = None) -> Iterator[int]:
+    """A port number that, while held, only ``listen_on`` listens on (nobody when None).
+
+    /proc/net/tcp{,6} is the whole machine's: a parallel test (or anything else) listening on the
+    same number in the other address family would turn an expected "not_listening" into "ok".
+    A plain bind (no SO_REUSEADDR, no listen) on a family's wildcard address keeps everyone from
+    listening there on that port; when someone already does, take another number.
+    """
+    for _attempt in range(50):
+        held: list[socket.socket] = []
+        try:
+            if listen_on is None:
+                first, address = _wildcard_holder(socket.AF_INET)
+                first.bind((address, 0))
+            else:
+                first = socket.socket(socket.AF_INET6 if ":" in listen_on else socket.AF_INET, socket.SOCK_STREAM)
+                first.bind((listen_on, 0))
+                first.listen(1)
+            held.append(first)
+            port = first.getsockname()[1]
+            other, address = _wildcard_holder(socket.AF_INET if first.family == socket.AF_INET6 else socket.AF_INET6)
+            held.append(other)
+            other.bind((address, port))
+        except OSError:
+            for sock in held:
+                sock.close()
+            continue
+        try:
+            yield port
+        finally:
+            for sock in held:
+                sock.close()
+        return
+    raise RuntimeError("no port free in both address families after 50 tries")
+
+
+def test_listen_found() -> None:
+    with port_alone(LOOPBACK) as port:
+        result = run(probe="listen", host=None, port=port, listen_address="127.0.0.1")
     assert result["status"] == "ok"
     assert "127.0.0.1" in result["details"]["listeners"]
 
 
-def test_listen_any_address(ssh_server: ThreadedServer) -> None:
-    assert run(probe="listen", host=None, port=ssh_server.port)["status"] == "ok"
+def test_listen_any_address() -> None:
+    with port_alone(LOOPBACK) as port:
+        assert run(probe="listen", host=None, port=port)["status"] == "ok"
 
 
-def test_listen_wrong_address(ssh_server: ThreadedServer) -> None:
-    result = run(probe="listen", host=None, port=ssh_server.port, listen_address="::1")
+def test_listen_wrong_address() -> None:
+    with port_alone(LOOPBACK) as port:
+        result = run(probe="listen", host=None, port=port, listen_address="::1")
     assert result["status"] == "not_listening"
     assert result["details"]["listeners"] == ["127.0.0.1"]
 
 
 def test_listen_ipv6() -> None:
-    server = ThreadedServer(banner_handler(b"x"), host="::1")
-    try:
-        assert run(probe="listen", host="::1", port=server.port)["status"] == "ok"
-        assert run(probe="listen", port=server.port, listen_address="127.0.0.1")["status"] == "not_listening"
-    finally:
-        server.close()
+    with port_alone("::1") as port:
+        assert run(probe="listen", host="::1", port=port)["status"] == "ok"
+        assert run(probe="listen", port=port, listen_address="127.0.0.1")["status"] == "not_listening"
 
 
 def test_listen_wildcard_counts() -> None:
-    sock = socket.socket()
-    sock.bind(("0.0.0.0", 0))  # noqa: S104 - a wildcard listener is what this test is about
-    sock.listen(1)
-    try:
-        port = sock.getsockname()[1]
+    with port_alone("0.0.0.0") as port:  # noqa: S104 - a wildcard listener is what this test is about
         result = run(probe="listen", port=port, listen_address="127.0.0.1")
-        assert result["status"] == "ok"
-        assert result["details"]["listeners"] == ["0.0.0.0"]  # noqa: S104
-    finally:
-        sock.close()
+    assert result["status"] == "ok"
+    assert result["details"]["listeners"] == ["0.0.0.0"]  # noqa: S104
 
 
-def test_listen_nothing(closed_port: int) -> None:
-    result = run(probe="listen", port=closed_port)
+def test_listen_nothing() -> None:
+    with port_alone() as port:
+        result = run(probe="listen", port=port)
     assert result["status"] == "not_listening"
     assert result["details"]["listeners"] == []
 
