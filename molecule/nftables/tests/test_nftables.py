@@ -1,10 +1,16 @@
 """The example role: the loader service is on, the table is loaded, and a real peer sees the
-dropped port as unanswered while the open port answers."""
+dropped port as unanswered while the open port answers. The table entry points the other roles
+use: a table deleted by hand is loaded again from its file, and a table turned off goes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from conftest import hosts_in, podman_host
+from conftest import hosts_in, play_recap, podman_host, run_ansible_playbook
+
+ENTRY_POINT = Path(__file__).resolve().parent.parent / "entry_point.yml"
+TABLES_DIR = "/etc/libsys-onprem/nftables.d"
 
 CONNECT_OUTCOME = (
     "import socket, sys\n"
@@ -44,3 +50,53 @@ def test_peer_reaches_open_port_and_not_dropped_port(name: str, peer) -> None:
     # A drop, not a reject: the peer's connect times out instead of being refused.
     outcome = peer.check_output(f"python3 -c '{CONNECT_OUTCOME}' {address} 9999")
     assert outcome == "timeout"
+
+
+def run_entry_point(name: str, entry_point: str, table: str, table_file: str) -> dict[str, int]:
+    result = run_ansible_playbook(
+        ENTRY_POINT,
+        "-l",
+        name,
+        "-e",
+        f"nftables_entry_point={entry_point}",
+        "-e",
+        f"nftables_table_name={table}",
+        "-e",
+        f"nftables_table_file={table_file}",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    return play_recap(output, name)
+
+
+@pytest.mark.parametrize("name", hosts_in("integration_hosts"))
+def test_a_table_deleted_by_hand_is_loaded_again_from_its_file(name: str) -> None:
+    host = podman_host(name)
+    table_file = f"{TABLES_DIR}/molecule-example.nft"
+    loaded = host.check_output("nft -s list table inet molecule_example")
+    host.run_expect([0], "nft delete table inet molecule_example")
+
+    assert run_entry_point(name, "table_loaded", "molecule_example", table_file)["changed"] == 1
+    assert host.check_output("nft -s list table inet molecule_example") == loaded
+    # The same table again: loaded from the file all the same, but nothing differed.
+    assert run_entry_point(name, "table_loaded", "molecule_example", table_file)["changed"] == 0
+
+
+@pytest.mark.parametrize("name", hosts_in("integration_hosts"))
+def test_a_table_turned_off_leaves_no_file_and_no_rule(name: str) -> None:
+    host = podman_host(name)
+    table_file = f"{TABLES_DIR}/molecule-off.nft"
+    host.run_expect(
+        [0],
+        f"printf '%s\\n' 'table inet molecule_off' 'delete table inet molecule_off'"
+        f" 'table inet molecule_off {{' '  chain input {{' '    type filter hook input priority filter;'"
+        f" '    tcp dport 9997 drop' '  }}' '}}'"
+        f" > {table_file} && nft -f {table_file}",
+    )
+    assert "table inet molecule_off" in host.check_output("nft list tables")
+
+    assert run_entry_point(name, "table_absent", "molecule_off", table_file)["changed"] == 2
+    assert not host.file(table_file).exists
+    assert "molecule_off" not in host.check_output("nft list tables")
+    assert run_entry_point(name, "table_absent", "molecule_off", table_file)["changed"] == 0
+    assert "table inet molecule_example" in host.check_output("nft list tables")
