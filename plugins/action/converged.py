@@ -5,10 +5,11 @@
 """Controller side of libsys.onprem.converged: digest the role's inputs, then run the module.
 
 The digest covers the values of every variable with one of the given prefixes, a few facts,
-inventory_hostname, group_names, the code of this collection (roles, plugins, playbooks) and the
-versions of ansible-core and of the collections it depends on, so a changed variable, a changed
-template or an upgraded collection always means a full run. Only the digest
-is sent to the host; variable values never leave the controller and never appear in the output.
+inventory_hostname, group_names, the ansible_managed header, the code of this collection (roles,
+plugins, playbooks) and the versions of ansible-core and of the collections it depends on, so a
+changed variable, a changed template or an upgraded collection always means a full run. Only the
+digest is sent to the host; variable values never leave the controller and never appear in the
+output.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 from pathlib import Path
 
 import yaml
+from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
@@ -102,6 +104,8 @@ class ActionModule(ActionBase):
         values["ansible_facts"] = {fact: host_facts.get(fact) for fact in facts}
         values["inventory_hostname"] = task_vars.get("inventory_hostname")
         values["group_names"] = sorted(task_vars.get("group_names", []))
+        # The header the roles' templates write: the ansible.cfg setting, or a variable of that name.
+        values["ansible_managed"] = [C.DEFAULT_MANAGED_STR, task_vars.get("ansible_managed")]
         return values
 
     @staticmethod

@@ -70,7 +70,7 @@ options:
   facts:
     description:
       - Handled on the controller by the action plugin. Facts (keys of C(ansible_facts)) that go into O(digest)
-        besides C(inventory_hostname) and C(group_names).
+        besides C(inventory_hostname), C(group_names) and the C(ansible_managed) header (setting or variable).
     type: list
     elements: str
     default:

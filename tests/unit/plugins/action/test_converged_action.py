@@ -105,6 +105,16 @@ def test_state_digest_stays_on_the_controller(monkeypatch: pytest.MonkeyPatch) -
     assert unrelated["digest"] == result["digest"]
 
 
+def test_the_managed_header_is_part_of_the_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The roles' templates write {{ ansible_managed }}: another header must mean a full run.
+    args = {"name": "mail_relay", "state": "digest", "prefixes": ["mail_relay_"]}
+    default = run_action(args, TASK_VARS, monkeypatch)[0]["digest"]
+    as_variable = run_action(args, {**TASK_VARS, "ansible_managed": "Managed by the library"}, monkeypatch)[0]
+    assert as_variable["digest"] != default
+    monkeypatch.setattr(converged.C, "DEFAULT_MANAGED_STR", "Managed by the library")
+    assert run_action(args, TASK_VARS, monkeypatch)[0]["digest"] not in (default, as_variable["digest"])
+
+
 def test_a_digest_that_cannot_be_made_is_left_out_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     args = {"name": "stunnel", "state": "digest", "prefixes": ["stunnel_"]}
     result, sent = run_action(args, {**TASK_VARS, "stunnel_cert_pem": Unreadable()}, monkeypatch)
