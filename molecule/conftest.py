@@ -8,10 +8,12 @@ backend, which is much faster than one Ansible task per command.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -77,14 +79,15 @@ def run_ansible_playbook(
     inventories: tuple[Path, ...] = (),
     timeout: float = 900,
     environment: dict[str, str] | None = None,
+    extra_vars: dict | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ansible-playbook of the controller virtualenv against the scenario's inventory.
 
     ``inventories`` are added after Molecule's own (for example a file that puts one more
     container into the integration groups); ``args`` go to ansible-playbook as they are
     (``-l``, ``-e @file``, ``--check``); ``environment`` adds or overrides variables (for
-    example ``ANSIBLE_CALLBACK_RESULT_FORMAT``). Plain output, no colour, for assertions on the
-    text.
+    example ``ANSIBLE_CALLBACK_RESULT_FORMAT``); ``extra_vars`` go in as a JSON file (``-e @``),
+    so values keep their types. Plain output, no colour, for assertions on the text.
     """
     scenario_inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
     command = [venv_tool("ansible-playbook"), "-i", str(scenario_inventory)]
@@ -98,14 +101,19 @@ def run_ansible_playbook(
         ANSIBLE_COLLECTIONS_PATH=str(PROJECT_DIR / ".build" / "collections"),
     )
     env.update(environment or {})
-    return subprocess.run(
-        [*command, *args, str(playbook)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=env,
-    )
+    with tempfile.TemporaryDirectory(prefix="libsys-onprem-extra-") as scratch:
+        if extra_vars is not None:
+            extra_file = Path(scratch) / "extra-vars.json"
+            extra_file.write_text(json.dumps(extra_vars), encoding="utf-8")
+            command += ["-e", f"@{extra_file}"]
+        return subprocess.run(
+            [*command, *args, str(playbook)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=env,
+        )
 
 
 def play_recap(output: str, host: str) -> dict[str, int]:

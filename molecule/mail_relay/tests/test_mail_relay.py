@@ -581,19 +581,17 @@ def test_smarthost_login_with_sasl() -> None:
     assert (password_file.user, password_file.group, password_file.mode) == ("root", "root", 0o600)
 
 
-def run_playbook(host: str, extra: dict, tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+def run_playbook(host: str, extra: dict, *options: str) -> subprocess.CompletedProcess:
     """Apply the role (bad_input.yml is the plain role) to one relay with extra variables."""
-    extra_file = tmp_path / f"extra-{uuid.uuid4().hex}.json"
-    extra_file.write_text(json.dumps(extra))
-    return run_ansible_playbook(SCENARIO_DIR / "bad_input.yml", "-l", host, "-e", f"@{extra_file}", *options)
+    return run_ansible_playbook(SCENARIO_DIR / "bad_input.yml", "-l", host, *options, extra_vars=extra)
 
 
-def test_smarthost_password_is_never_printed(tmp_path: Path) -> None:
+def test_smarthost_password_is_never_printed() -> None:
     """A changed smarthost password in check mode with --diff: the task reports the change,
     but neither the new nor the current password appears in the output."""
     new_secret = f"molecule-new-{uuid.uuid4().hex}"
     result = run_playbook(
-        "onprem-mr-deb13", {"mail_relay_relayhost_sasl_password": new_secret}, tmp_path, "--check", "--diff", "-v"
+        "onprem-mr-deb13", {"mail_relay_relayhost_sasl_password": new_secret}, "--check", "--diff", "-v"
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
@@ -667,7 +665,7 @@ def report(name: str) -> dict:
 
 
 @pytest.mark.usefixtures("test_dns")
-def test_direct_mx_delivery_spf_comparison_and_firewall_union(tmp_path: Path) -> None:
+def test_direct_mx_delivery_spf_comparison_and_firewall_union() -> None:
     """Re-applies the role to the Debian 12 relay three times with a test DNS server on the
     hub (TXT and MX records of the scenario's domains):
 
@@ -686,7 +684,7 @@ def test_direct_mx_delivery_spf_comparison_and_firewall_union(tmp_path: Path) ->
     original_resolv = relay.check_output("cat /etc/resolv.conf")
     try:
         write_in(name, print_proxy_table, original_table + f"\n{OUTSIDER} OK\n")
-        first = run_playbook(name, {**dns, "mail_relay_relayhost": ""}, tmp_path)
+        first = run_playbook(name, {**dns, "mail_relay_relayhost": ""})
         assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
         assert relay.check_output("cat /etc/postfix/libsys/mail_relay_transport").endswith("* libsys-mail_relay:")
         spf = report(name)["spf"]
@@ -712,7 +710,7 @@ def test_direct_mx_delivery_spf_comparison_and_firewall_union(tmp_path: Path) ->
         write_in(name, print_proxy_table, original_table + "\n")
 
     set_zone(["v=spf1 ip4:192.0.2.99 -all", "unrelated=record"])
-    second = run_playbook(name, dns, tmp_path)
+    second = run_playbook(name, dns)
     assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
     assert relay.check_output("cat /etc/postfix/libsys/mail_relay_transport").endswith(
         f"* libsys-mail_relay:[{HUB}]:25"
@@ -723,7 +721,7 @@ def test_direct_mx_delivery_spf_comparison_and_firewall_union(tmp_path: Path) ->
     assert OUTSIDER not in relay.check_output("nft list set inet libsys_postfix clients_v4")
     assert "timed out" in connect(outsider, RELAYS[name], 25).stderr
 
-    third = run_playbook(name, {**dns, "mail_relay_spf_compare_fail": True}, tmp_path, "--check")
+    third = run_playbook(name, {**dns, "mail_relay_spf_compare_fail": True}, "--check")
     assert third.returncode != 0
     assert "DNS publishes" in third.stdout + third.stderr, (third.stdout + third.stderr)[-3000:]
 
@@ -773,10 +771,10 @@ STATE = (
 
 
 @pytest.mark.parametrize(("extra", "expected"), BAD_INPUT, ids=[str(i) for i in range(len(BAD_INPUT))])
-def test_bad_input_fails_before_any_change(extra: dict, expected: str, tmp_path: Path) -> None:
+def test_bad_input_fails_before_any_change(extra: dict, expected: str) -> None:
     host = podman_host("onprem-mr-deb12")
     before = host.check_output(STATE)
-    result = run_playbook("onprem-mr-deb12", extra, tmp_path)
+    result = run_playbook("onprem-mr-deb12", extra)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert expected in output, output[-3000:]

@@ -668,12 +668,10 @@ GOOD = {"name": "x1", "address": "x1@print.library.example.edu", "device_uri": "
     ],
     ids=["invalid-address", "duplicate-printer", "unknown-scheme", "bad-cidr"],
 )
-def test_bad_input_fails_before_any_change(extra: dict, expected: str, tmp_path: Path) -> None:
+def test_bad_input_fails_before_any_change(extra: dict, expected: str) -> None:
     host = podman_host("onprem-pp-deb12")
     before = host.check_output(STATE)
-    extra_file = tmp_path / "bad.json"
-    extra_file.write_text(json.dumps(extra))
-    result = run_ansible_playbook(SCENARIO_DIR / "bad_input.yml", "-l", "onprem-pp-deb12", "-e", f"@{extra_file}")
+    result = run_ansible_playbook(SCENARIO_DIR / "bad_input.yml", "-l", "onprem-pp-deb12", extra_vars=extra)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert expected in output, output[-3000:]

@@ -122,14 +122,10 @@ BAD_INVENTORY = [
 
 
 @pytest.mark.parametrize(("extra", "expected"), BAD_INVENTORY)
-def test_bad_inventory_stops_site_before_any_change(
-    extra: dict, expected: list[str], fresh_inventory: Path, tmp_path: Path
-) -> None:
+def test_bad_inventory_stops_site_before_any_change(extra: dict, expected: list[str], fresh_inventory: Path) -> None:
     host = podman_host(FRESH)
     before = host.check_output(FINGERPRINT)
-    extra_file = tmp_path / "bad.json"
-    extra_file.write_text(json.dumps(extra), encoding="utf-8")
-    result = run_ansible_playbook(SITE, "-l", FRESH, "-e", f"@{extra_file}", inventories=(fresh_inventory,))
+    result = run_ansible_playbook(SITE, "-l", FRESH, inventories=(fresh_inventory,), extra_vars=extra)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     failure = [line for line in output.splitlines() if line.startswith(("fatal:", "failed:"))]
@@ -168,9 +164,7 @@ def test_bad_values_stop_a_role_used_alone_before_any_change(
     before = host.check_output(FINGERPRINT)
     playbook = tmp_path / "role-alone.yml"
     playbook.write_text(json.dumps([{"hosts": FRESH, "roles": [role]}]), encoding="utf-8")
-    extra_file = tmp_path / "bad.json"
-    extra_file.write_text(json.dumps(extra), encoding="utf-8")
-    result = run_ansible_playbook(playbook, "-e", f"@{extra_file}", inventories=(fresh_inventory,))
+    result = run_ansible_playbook(playbook, inventories=(fresh_inventory,), extra_vars=extra)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert expected in output, output[-3000:]
