@@ -210,10 +210,13 @@ DRIFT = {
     "/srv/sftp-drop/vendor-sis/incoming": "chmod 0777 /srv/sftp-drop/vendor-sis/incoming",
     "/etc/postfix/main.cf": "echo '# drift' >> /etc/postfix/main.cf",
     "service opendkim.service": "systemctl stop opendkim.service",
+    # A live table gone with its file unchanged: no handler would run; the full run loads it again.
+    "command nft -s list table inet libsys_sftp_drop": "nft delete table inet libsys_sftp_drop",
 }
 MANAGED_STATE = (
     "tail -n 1 /etc/stunnel/libsys/sip2.conf /etc/postfix/main.cf;"
-    " stat -c '%a %U:%G' /srv/sftp-drop/vendor-sis/incoming; systemctl is-active opendkim.service || true"
+    " stat -c '%a %U:%G' /srv/sftp-drop/vendor-sis/incoming; systemctl is-active opendkim.service || true;"
+    " nft -s list table inet libsys_sftp_drop 2>&1 | sha256sum"
 )
 
 
