@@ -4,6 +4,7 @@ use: a table deleted by hand is loaded again from its file, and a table turned o
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -52,40 +53,40 @@ def test_peer_reaches_open_port_and_not_dropped_port(name: str, peer) -> None:
     assert outcome == "timeout"
 
 
-def run_entry_point(name: str, entry_point: str, table: str, table_file: str) -> dict[str, int]:
-    result = run_ansible_playbook(
-        ENTRY_POINT,
-        "-l",
-        name,
-        "-e",
-        f"nftables_entry_point={entry_point}",
-        "-e",
-        f"nftables_table_name={table}",
-        "-e",
-        f"nftables_table_file={table_file}",
+def run_entry_point(name: str, entry_point: str, *options: str, **variables: str) -> subprocess.CompletedProcess:
+    return run_ansible_playbook(
+        ENTRY_POINT, "-l", name, *options, extra_vars={"nftables_entry_point": entry_point, **variables}
     )
+
+
+def changes(result: subprocess.CompletedProcess, name: str) -> int:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    return play_recap(output, name)
+    return play_recap(output, name)["changed"]
 
 
 @pytest.mark.parametrize("name", hosts_in("integration_hosts"))
 def test_a_table_deleted_by_hand_is_loaded_again_from_its_file(name: str) -> None:
     host = podman_host(name)
-    table_file = f"{TABLES_DIR}/molecule-example.nft"
+    table = {"nftables_table_name": "molecule_example", "nftables_table_file": f"{TABLES_DIR}/molecule-example.nft"}
     loaded = host.check_output("nft -s list table inet molecule_example")
     host.run_expect([0], "nft delete table inet molecule_example")
 
-    assert run_entry_point(name, "table_loaded", "molecule_example", table_file)["changed"] == 1
+    # Check mode tells that the table would be loaded, and loads nothing.
+    assert changes(run_entry_point(name, "table_loaded", "--check", **table), name) == 1
+    assert host.run("nft list table inet molecule_example").rc != 0
+    assert changes(run_entry_point(name, "table_loaded", **table), name) == 1
     assert host.check_output("nft -s list table inet molecule_example") == loaded
     # The same table again: loaded from the file all the same, but nothing differed.
-    assert run_entry_point(name, "table_loaded", "molecule_example", table_file)["changed"] == 0
+    assert changes(run_entry_point(name, "table_loaded", **table), name) == 0
+    assert changes(run_entry_point(name, "table_loaded", "--check", **table), name) == 0
 
 
 @pytest.mark.parametrize("name", hosts_in("integration_hosts"))
 def test_a_table_turned_off_leaves_no_file_and_no_rule(name: str) -> None:
     host = podman_host(name)
     table_file = f"{TABLES_DIR}/molecule-off.nft"
+    table = {"nftables_table_name": "molecule_off", "nftables_table_file": table_file}
     host.run_expect(
         [0],
         f"printf '%s\\n' 'table inet molecule_off' 'delete table inet molecule_off'"
@@ -95,8 +96,25 @@ def test_a_table_turned_off_leaves_no_file_and_no_rule(name: str) -> None:
     )
     assert "table inet molecule_off" in host.check_output("nft list tables")
 
-    assert run_entry_point(name, "table_absent", "molecule_off", table_file)["changed"] == 2
+    # Check mode reports the file and the table that would go, and removes neither.
+    assert changes(run_entry_point(name, "table_absent", "--check", **table), name) == 2
+    assert host.file(table_file).exists
+    assert "table inet molecule_off" in host.check_output("nft list tables")
+    assert changes(run_entry_point(name, "table_absent", **table), name) == 2
     assert not host.file(table_file).exists
     assert "molecule_off" not in host.check_output("nft list tables")
-    assert run_entry_point(name, "table_absent", "molecule_off", table_file)["changed"] == 0
+    assert changes(run_entry_point(name, "table_absent", **table), name) == 0
+    assert changes(run_entry_point(name, "table_absent", "--check", **table), name) == 0
     assert "table inet molecule_example" in host.check_output("nft list tables")
+
+
+@pytest.mark.parametrize("entry_point", ["table_loaded", "table_absent"])
+def test_an_entry_point_without_its_variables_fails_naming_them(entry_point: str) -> None:
+    name = hosts_in("integration_hosts")[0]
+    tables = podman_host(name).check_output("nft -s list ruleset | sha256sum; ls -l " + TABLES_DIR)
+    result = run_entry_point(name, entry_point, nftables_table_file=f"{TABLES_DIR}/molecule-example.nft")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "nftables_table_name" in output, output[-3000:]
+    assert play_recap(output, name)["changed"] == 0
+    assert podman_host(name).check_output("nft -s list ruleset | sha256sum; ls -l " + TABLES_DIR) == tables

@@ -434,12 +434,13 @@ def port_alone(listen_on: Optional[str] = None) -> Iterator[int]:
         try:
             if listen_on is None:
                 first, address = _wildcard_holder(socket.AF_INET)
+                held.append(first)
                 first.bind((address, 0))
             else:
                 first = socket.socket(socket.AF_INET6 if ":" in listen_on else socket.AF_INET, socket.SOCK_STREAM)
+                held.append(first)
                 first.bind((listen_on, 0))
                 first.listen(1)
-            held.append(first)
             port = first.getsockname()[1]
             other, address = _wildcard_holder(socket.AF_INET if first.family == socket.AF_INET6 else socket.AF_INET6)
             held.append(other)
