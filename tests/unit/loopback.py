@@ -302,10 +302,17 @@ class HeldPort:
     workers): a port that was only bound and released could be handed to, say, a SIP2 server
     that a drop rule for "unanswered" ports would then silence."""
 
-    def __init__(self, host: str = LOOPBACK) -> None:
+    def __init__(self, host: str = LOOPBACK, port: int = 0) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.bind((host, 0))
+        try:
+            if family == socket.AF_INET6:
+                # "::" holds the IPv6 port only, never the IPv4 one of the same number.
+                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            self.sock.bind((host, port))
+        except OSError:
+            self.sock.close()
+            raise
         self.port: int = self.sock.getsockname()[1]
 
     def __enter__(self) -> HeldPort:

@@ -21,6 +21,7 @@ from ansible_collections.libsys.onprem.tests.unit.loopback import (
     LOOPBACK,
     SERVER_NAME,
     SIP2_LOGIN,
+    HeldPort,
     Pki,
     SmtpServers,
     ThreadedServer,
@@ -412,49 +413,33 @@ def test_sip2_silent_server(silent_server: ThreadedServer) -> None:
 # --- listen ---------------------------------------------------------------------------
 
 
-def _wildcard_holder(family: socket.AddressFamily) -> tuple[socket.socket, str]:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        return sock, "::"
-    return sock, "0.0.0.0"  # noqa: S104 - bound, never listening: it only holds the port
-
-
 @contextlib.contextmanager
 def port_alone(listen_on: Optional[str] = None) -> Iterator[int]:
     """A port number that, while held, only ``listen_on`` listens on (nobody when None).
 
     /proc/net/tcp{,6} is the whole machine's: a parallel test (or anything else) listening on the
     same number in the other address family would turn an expected "not_listening" into "ok".
-    A plain bind (no SO_REUSEADDR, no listen) on a family's wildcard address keeps everyone from
-    listening there on that port; when someone already does, take another number.
+    A HeldPort on a family's wildcard address keeps everyone from listening there on that port;
+    when someone already does, take another number.
     """
     for _attempt in range(50):
-        held: list[socket.socket] = []
-        try:
-            if listen_on is None:
-                first, address = _wildcard_holder(socket.AF_INET)
-                held.append(first)
-                first.bind((address, 0))
-            else:
-                first = socket.socket(socket.AF_INET6 if ":" in listen_on else socket.AF_INET, socket.SOCK_STREAM)
-                held.append(first)
-                first.bind((listen_on, 0))
-                first.listen(1)
-            port = first.getsockname()[1]
-            other, address = _wildcard_holder(socket.AF_INET if first.family == socket.AF_INET6 else socket.AF_INET6)
-            held.append(other)
-            other.bind((address, port))
-        except OSError:
-            for sock in held:
-                sock.close()
-            continue
-        try:
+        with contextlib.ExitStack() as held:
+            try:
+                if listen_on is None:
+                    port = held.enter_context(HeldPort("0.0.0.0")).port  # noqa: S104 - bound, never listening
+                    other_wildcard = "::"
+                else:
+                    family = socket.AF_INET6 if ":" in listen_on else socket.AF_INET
+                    listener = held.enter_context(contextlib.closing(socket.socket(family, socket.SOCK_STREAM)))
+                    listener.bind((listen_on, 0))
+                    listener.listen(1)
+                    port = listener.getsockname()[1]
+                    other_wildcard = "0.0.0.0" if family == socket.AF_INET6 else "::"  # noqa: S104
+                held.enter_context(HeldPort(other_wildcard, port))
+            except OSError:
+                continue
             yield port
-        finally:
-            for sock in held:
-                sock.close()
-        return
+            return
     raise RuntimeError("no port free in both address families after 50 tries")
 
 
