@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from offline_containers import NETWORK_OPTIONS, container_options
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PREFIX = "bench-mail_relay"
@@ -92,7 +94,7 @@ def cleanup() -> None:
 
 
 def start_containers() -> None:
-    run("podman", "network", "create", NETWORK)
+    run("podman", "network", "create", *NETWORK_OPTIONS, NETWORK)
     NET["subnet"] = json.loads(run("podman", "network", "inspect", NETWORK).stdout)[0]["subnets"][0]["subnet"]
     Path(APT_CACHE).mkdir(parents=True, exist_ok=True)
     for name, image in IMAGES.items():
@@ -114,6 +116,7 @@ def start_containers() -> None:
             "nofile=1024:1024",
             "--ulimit",
             "nproc=1024:1024",
+            *container_options(),
             *volume,
             image,
             "/sbin/init",

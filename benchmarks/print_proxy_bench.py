@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from offline_containers import NETWORK_OPTIONS, container_options
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PREFIX = "bench-print_proxy"
@@ -100,7 +102,7 @@ def cleanup() -> None:
 
 
 def start() -> None:
-    run("podman", "network", "create", "--subnet", SUBNET, NETWORK)
+    run("podman", "network", "create", *NETWORK_OPTIONS, "--subnet", SUBNET, NETWORK)
     os.makedirs(APT_CACHE, exist_ok=True)
     for name, image in IMAGES.items():
         volumes = ["-v", f"{APT_CACHE}:/var/cache/apt/archives"] if name == "proxy" else []
@@ -123,6 +125,7 @@ def start() -> None:
             "nofile=1024:1024",
             "--ulimit",
             "nproc=1024:1024",
+            *container_options(),
             *volumes,
             image,
             "/sbin/init",

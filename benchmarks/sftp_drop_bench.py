@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from offline_containers import NETWORK_OPTIONS, container_options
+
 PREFIX = "bench-sftp_drop"
 NETWORK = f"{PREFIX}-net"
 SUBNET = "198.51.100.224/27"
@@ -71,7 +73,7 @@ def pexec(container: str, command: str, timeout: int = 1800) -> str:
 
 
 def start_containers() -> str:
-    run("podman", "network", "create", "--subnet", SUBNET, NETWORK)
+    run("podman", "network", "create", *NETWORK_OPTIONS, "--subnet", SUBNET, NETWORK)
     os.makedirs(APT_CACHE, exist_ok=True)
     common = [
         "--systemd=always",
@@ -83,6 +85,7 @@ def start_containers() -> str:
         "nofile=1024:1024",
         "--ulimit",
         "nproc=1024:1024",
+        *container_options(),
     ]
     run(
         "podman",

@@ -20,29 +20,17 @@ FORCE=0
 
 log() { printf '[images] %s\n' "$*" >&2; }
 
-# The mirror this host already uses, so that the images come from the same archive.
-# ONPREM_DEBIAN_MIRROR / ONPREM_DEBIAN_SECURITY_MIRROR override it.
-host_mirror() {
-  local wanted=$1 uri
-  uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
-        | awk '{print $2}' | grep -E "/${wanted}/?\$" | head -n1 || true)
-  if [[ -z "$uri" ]]; then
-    uri=$(grep -hs '^deb ' /etc/apt/sources.list 2>/dev/null \
-          | awk '{print $2}' | grep -E "/${wanted}/?\$" | head -n1 || true)
-  fi
-  printf '%s' "${uri%/}"
-}
-
-MIRROR=${ONPREM_DEBIAN_MIRROR:-$(host_mirror debian)}
-SECURITY_MIRROR=${ONPREM_DEBIAN_SECURITY_MIRROR:-$(host_mirror debian-security)}
+# shellcheck source=tools/apt-mirror.sh
+source "${HERE}/apt-mirror.sh"
 if [[ -z "$MIRROR" ]]; then
   log "cannot find this host's Debian mirror in /etc/apt; set ONPREM_DEBIAN_MIRROR"
   exit 2
 fi
 
 recipe_hash() {
-  # The recipe is this script plus the image directory's files: any change rebuilds.
-  cat "${BASH_SOURCE[0]}" "$@" | sha256sum | cut -c1-16
+  # The recipe is this script, the mirror choice and the image directory's files: any
+  # change rebuilds.
+  cat "${BASH_SOURCE[0]}" "${HERE}/apt-mirror.sh" "$@" | sha256sum | cut -c1-16
 }
 
 current_label() {

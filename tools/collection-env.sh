@@ -6,3 +6,25 @@ export ANSIBLE_COLLECTIONS_PATH="${ROOT}/.build/collections"
 export PYTHONPATH="${ANSIBLE_COLLECTIONS_PATH}${PYTHONPATH:+:${PYTHONPATH}}"
 mkdir -p "${ANSIBLE_COLLECTIONS_PATH}/ansible_collections/libsys"
 ln -sfn "${ROOT}" "${ANSIBLE_COLLECTIONS_PATH}/ansible_collections/libsys/onprem"
+
+# The containers our runs create must not send anything off this machine, DNS included:
+# their networks are made with --disable-dns (no podman resolver forwarding upstream), and
+# every container gets the options below: a resolver on its own loopback, where nothing
+# listens, so every lookup fails at once, and /etc/hosts entries for the Debian mirror so
+# packages still install. A JSON list, read by molecule.yml (extra_opts), tools/lab.sh
+# and the benchmarks.
+# shellcheck source=tools/apt-mirror.sh
+source "${ROOT}/tools/apt-mirror.sh"
+# Resolved once per run: a script started by another (tools/lab.sh from a benchmark, for one)
+# keeps its parent's values and looks nothing up.
+if [[ -z "${LIBSYS_PODMAN_RUN_ARGS:-}" || -z "${LIBSYS_MIRROR_ADDRESSES:-}" ]]; then
+  LIBSYS_PODMAN_RUN_ARGS=$(
+    entries=$(mirror_host_entries) || exit 1
+    printf '["--dns=127.0.0.1"'
+    for entry in ${entries}; do printf ', "--add-host=%s"' "${entry}"; done
+    printf ']'
+  ) || return 1
+  # The mirrors' addresses, for tools/check-subnet.py and tools/egress-guard.sh.
+  LIBSYS_MIRROR_ADDRESSES=$(mirror_addresses | xargs)
+fi
+export LIBSYS_PODMAN_RUN_ARGS LIBSYS_MIRROR_ADDRESSES

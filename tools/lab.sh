@@ -49,7 +49,8 @@ log() { printf '[lab] %s\n' "$*" >&2; }
 start_containers() {
   if ! podman network exists "${NETWORK}"; then
     python3 "${ROOT}/tools/check-subnet.py" "${SUBNET}" || exit 1
-    podman network create --subnet "${SUBNET}" "${NETWORK}" >/dev/null
+    # No podman network DNS: nothing is forwarded off this machine (collection-env.sh).
+    podman network create --disable-dns --subnet "${SUBNET}" "${NETWORK}" >/dev/null
   fi
   local line name image address
   for line in "${CONTAINERS[@]}"; do
@@ -59,9 +60,10 @@ start_containers() {
       continue
     fi
     mkdir -p "/var/cache/libsys-onprem/apt/lab-${name}"
-    local add_hosts=() entry
+    local add_hosts=() entry offline=()
     for entry in "${HOST_ENTRIES[@]}"; do add_hosts+=(--add-host "${entry}"); done
-    podman run -d --name "${name}" --hostname "${name}" "${add_hosts[@]}" \
+    mapfile -t offline < <(python3 -c 'import json, os; print(*json.loads(os.environ["LIBSYS_PODMAN_RUN_ARGS"]), sep="\n")')
+    podman run -d --name "${name}" --hostname "${name}" "${add_hosts[@]}" "${offline[@]}" \
       --network "${NETWORK}" --ip "${address}" \
       --systemd=always --cap-add NET_ADMIN \
       --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \

@@ -8,12 +8,20 @@ set -euo pipefail
 file=${1:?usage: $0 SCENARIO_DIR/molecule.yml}
 network=$(awk '$1 == "network:" {print $2; exit}' "$file")
 address=$(awk '$1 == "ip:" {print $2; exit}' "$file")
+# Without podman's network DNS (--disable-dns): it would forward what it cannot answer (the
+# SMTP servers' reverse lookups of their clients, for one) to this host's upstream resolver.
+# The containers get a resolver that fails at once instead (extra_opts in molecule.yml).
+if [[ -n "$network" ]] && podman network exists "$network" \
+    && [[ "$(podman network inspect -f '{{.DNSEnabled}}' "$network")" == "true" ]]; then
+  podman network rm "$network" >/dev/null
+  echo "removed podman network ${network}: made with DNS by an older version"
+fi
 if [[ -n "$network" && -n "$address" ]] && ! podman network exists "$network"; then
   IFS=. read -r a b c d <<<"$address"
   subnet="${a}.${b}.${c}.$((d / 32 * 32))/27"
   python3 "$(dirname "${BASH_SOURCE[0]}")/check-subnet.py" "$subnet"
-  podman network create --subnet "$subnet" "$network" >/dev/null
-  echo "created podman network ${network} (${subnet})"
+  podman network create --disable-dns --subnet "$subnet" "$network" >/dev/null
+  echo "created podman network ${network} (${subnet}, no DNS)"
 fi
 # Host side of "volumes: [/var/cache/libsys-onprem/apt/NAME:/var/cache/apt/archives]".
 grep -oE '/var/cache/libsys-onprem/apt/[A-Za-z0-9._-]+' "$file" | sort -u | xargs -r mkdir -p

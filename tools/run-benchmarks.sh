@@ -15,6 +15,9 @@ if [[ ${#names[@]} -eq 0 ]]; then
   for file in "${ROOT}"/benchmarks/*_bench.py; do names+=("$(basename "${file%_bench.py}")"); done
 fi
 rc=0
+# Counts what leaves this machine while the benchmarks run; anything fails the run.
+trap '"${ROOT}/tools/egress-guard.sh" stop' EXIT
+"${ROOT}/tools/egress-guard.sh" start || exit 1
 for name in "${names[@]}"; do
   script="${ROOT}/benchmarks/${name}_bench.py"
   [[ -f "$script" ]] || { echo "no benchmark ${script}"; rc=2; continue; }
@@ -24,4 +27,5 @@ for name in "${names[@]}"; do
     rc=1
   fi
 done
+"${ROOT}/tools/egress-guard.sh" check || rc=1
 exit $rc

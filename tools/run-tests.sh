@@ -129,6 +129,9 @@ stage_molecule() {
   for s2 in ${all}; do [[ " ${longest_first} " == *" ${s2} "* ]] || longest_first+=" ${s2}"; done
   local scenarios=${MOLECULE_SCENARIOS:-${longest_first}}
   local jobs=${MOLECULE_JOBS:-2} rc=0 s running=0
+  # Counts what leaves this machine while the scenarios run; anything fails the stage.
+  trap '"${ROOT}/tools/egress-guard.sh" stop' EXIT
+  "${ROOT}/tools/egress-guard.sh" start || return 1
   for s in ${scenarios}; do
     [[ -f "molecule/${s}/molecule.yml" ]] || { echo "no scenario molecule/${s}"; rc=1; continue; }
     if ((running >= jobs)); then
@@ -142,6 +145,7 @@ stage_molecule() {
     wait -n || rc=1
     ((running--))
   done
+  "${ROOT}/tools/egress-guard.sh" check || rc=1
   return $rc
 }
 
