@@ -209,6 +209,32 @@ def test_imaps_dropped_for_sources_outside_the_campus(name: str, client: str) ->
     assert any(line.split()[3].endswith(":993") for line in host.check_output("ss -lntH").splitlines())
 
 
+def test_imap_firewall_off_removes_the_table_and_the_next_run_restores_it() -> None:
+    """print_proxy_imap_firewall false removes the table file and the live table (nftables
+    table_absent), so the outsider reaches IMAPS; the next run with the default renders and
+    loads the table again, and the outsider times out again."""
+    name = "onprem-pp-deb13"
+    host, outsider = podman_host(name), podman_host("onprem-pp-outsider")
+    table_file = "/etc/libsys-onprem/nftables.d/print_proxy.nft"
+    try:
+        off = run_ansible_playbook(
+            SCENARIO_DIR / "converge.yml", "-l", name, extra_vars={"print_proxy_imap_firewall": False}
+        )
+        output = off.stdout + off.stderr
+        assert off.returncode == 0, output[-3000:]
+        assert "Remove the table file" in output and "Unload the table" in output, output[-3000:]
+        assert not host.file(table_file).exists
+        assert host.run("nft list table inet libsys_print_proxy").rc != 0
+        assert outsider.run(f"nc -z -w 5 {HOSTS[name]} 993").rc == 0
+    finally:
+        on = run_ansible_playbook(SCENARIO_DIR / "converge.yml", "-l", name)
+    assert on.returncode == 0, (on.stdout + on.stderr)[-3000:]
+    assert host.file(table_file).exists
+    assert "tcp dport 993 drop" in host.check_output("nft list table inet libsys_print_proxy")
+    result = outsider.run(f"nc -v -z -w 5 {HOSTS[name]} 993")
+    assert result.rc != 0 and "timed out" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("name", HOSTS)
 def test_html_slip_prints_as_pdf_with_its_text(name: str) -> None:
     host = podman_host(name)
