@@ -104,8 +104,14 @@ class ActionModule(ActionBase):
         values["ansible_facts"] = {fact: host_facts.get(fact) for fact in facts}
         values["inventory_hostname"] = task_vars.get("inventory_hostname")
         values["group_names"] = sorted(task_vars.get("group_names", []))
-        # The header the roles' templates write: the ansible.cfg setting, or a variable of that name.
-        values["ansible_managed"] = [C.DEFAULT_MANAGED_STR, task_vars.get("ansible_managed")]
+        # The header the roles' templates write: the ansible.cfg setting, or a variable of that name,
+        # rendered like the others (a header made from other variables changes with them).
+        managed = task_vars.get("ansible_managed")
+        try:
+            managed = None if managed is None else self._templar.template(managed)
+        except AnsibleError as error:
+            raise InputError("ansible_managed", error) from error
+        values["ansible_managed"] = [C.DEFAULT_MANAGED_STR, managed]
         return values
 
     @staticmethod

@@ -115,6 +115,14 @@ def test_the_managed_header_is_part_of_the_digest(monkeypatch: pytest.MonkeyPatc
     assert run_action(args, TASK_VARS, monkeypatch)[0]["digest"] not in (default, as_variable["digest"])
 
 
+def test_the_managed_header_variable_is_rendered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rendered like the role's variables: one that cannot be rendered leaves the digest out and is named.
+    args = {"name": "mail_relay", "state": "digest", "prefixes": ["mail_relay_"]}
+    result = run_action(args, {**TASK_VARS, "ansible_managed": Unreadable()}, monkeypatch)[0]
+    assert "digest" not in result and not result.get("failed")
+    assert "ansible_managed" in result["msg"]
+
+
 def test_a_digest_that_cannot_be_made_is_left_out_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     args = {"name": "stunnel", "state": "digest", "prefixes": ["stunnel_"]}
     result, sent = run_action(args, {**TASK_VARS, "stunnel_cert_pem": Unreadable()}, monkeypatch)
