@@ -28,29 +28,20 @@ mirror_hosts() {
   done | sort -u
 }
 
-# The IPv4 addresses of the mirrors, one per line.
+# "host address" for every IPv4 address of each mirror (an address literal stands for itself).
+# The one place the mirrors' names are resolved; fails naming a mirror that does not resolve.
 mirror_addresses() {
-  local host
+  local host found
   for host in $(mirror_hosts); do
     if [[ "$host" =~ ^[0-9.]+$ ]]; then
-      printf '%s\n' "$host"
-    else
-      getent ahostsv4 "$host" | awk '{print $1}'
+      printf '%s %s\n' "$host" "$host"
+      continue
     fi
-  done | sort -u
-}
-
-# "name:address" for each mirror given by name (an address literal needs no entry),
-# resolved here once: the containers get these entries instead of a working resolver.
-mirror_host_entries() {
-  local name address
-  for name in $(mirror_hosts); do
-    [[ ! "$name" =~ ^[0-9.]+$ ]] || continue
-    address=$(getent ahostsv4 "$name" | awk 'NR == 1 {print $1}')
-    if [[ -z "$address" ]]; then
-      printf 'cannot resolve the Debian mirror %s: containers could not install packages\n' "$name" >&2
+    found=$(getent ahostsv4 "$host" | awk -v host="$host" '!seen[$1]++ {print host, $1}')
+    if [[ -z "$found" ]]; then
+      printf 'cannot resolve the Debian mirror %s: containers could not install packages\n' "$host" >&2
       return 1
     fi
-    printf '%s:%s\n' "$name" "$address"
+    printf '%s\n' "$found"
   done
 }

@@ -18,13 +18,12 @@ source "${ROOT}/tools/apt-mirror.sh"
 # Resolved once per run: a script started by another (tools/lab.sh from a benchmark, for one)
 # keeps its parent's values and looks nothing up.
 if [[ -z "${LIBSYS_PODMAN_RUN_ARGS:-}" || -z "${LIBSYS_MIRROR_ADDRESSES:-}" ]]; then
-  LIBSYS_PODMAN_RUN_ARGS=$(
-    entries=$(mirror_host_entries) || exit 1
-    printf '["--dns=127.0.0.1"'
-    for entry in ${entries}; do printf ', "--add-host=%s"' "${entry}"; done
-    printf ']'
-  ) || return 1
-  # The mirrors' addresses, for tools/check-subnet.py and tools/egress-guard.sh.
-  LIBSYS_MIRROR_ADDRESSES=$(mirror_addresses | xargs)
+  __libsys_mirrors=$(mirror_addresses) || return 1
+  # A named mirror's first address goes into the containers' /etc/hosts.
+  LIBSYS_PODMAN_RUN_ARGS=$(awk 'BEGIN {printf "[\"--dns=127.0.0.1\""}
+    $1 != $2 && !seen[$1]++ {printf ", \"--add-host=%s:%s\"", $1, $2} END {print "]"}' <<<"${__libsys_mirrors}")
+  # Every address of the mirrors, for tools/check-subnet.py and tools/egress-guard.sh.
+  LIBSYS_MIRROR_ADDRESSES=$(awk '{print $2}' <<<"${__libsys_mirrors}" | sort -u | xargs)
+  unset __libsys_mirrors
 fi
 export LIBSYS_PODMAN_RUN_ARGS LIBSYS_MIRROR_ADDRESSES

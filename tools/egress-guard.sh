@@ -12,19 +12,13 @@
 #   tools/egress-guard.sh check    print them and remove the table; exit 1 if anything left
 #   tools/egress-guard.sh stop     remove the table
 set -euo pipefail
-readonly HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly TABLE="inet libsys_egress_guard"
 # Loopback, the Molecule scenarios' and benchmarks' networks (198.51.100.0/24) and the lab's.
 readonly LOCAL_V4="127.0.0.0/8, 198.51.100.0/24, 203.0.113.128/25"
 
 start() {
-  local mirrors=${LIBSYS_MIRROR_ADDRESSES:-}
-  if [[ -z "$mirrors" ]]; then
-    # shellcheck source=tools/apt-mirror.sh
-    source "${HERE}/apt-mirror.sh"
-    mirrors=$(mirror_addresses)
-  fi
-  mirrors=$(printf '%s\n' ${mirrors} | paste -sd, -)
+  local mirrors
+  mirrors=$(printf '%s\n' ${LIBSYS_MIRROR_ADDRESSES:?source tools/collection-env.sh first} | paste -sd, -)
   nft delete table ${TABLE} 2>/dev/null || true
   nft -f - <<RULES
 table ${TABLE} {

@@ -92,14 +92,15 @@ class InputError(AnsibleError):
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
 
+    def _rendered(self, name: str, value):
+        try:
+            return self._templar.template(value)
+        except AnsibleError as error:
+            raise InputError(name, error) from error
+
     def _input_values(self, prefixes: list[str], facts: list[str], task_vars: dict) -> dict:
         names = sorted(name for name in task_vars if name.startswith(tuple(prefixes)))
-        values = {}
-        for name in names:
-            try:
-                values[name] = self._templar.template(task_vars[name])
-            except AnsibleError as error:
-                raise InputError(name, error) from error
+        values = {name: self._rendered(name, task_vars[name]) for name in names}
         host_facts = task_vars.get("ansible_facts", {})
         values["ansible_facts"] = {fact: host_facts.get(fact) for fact in facts}
         values["inventory_hostname"] = task_vars.get("inventory_hostname")
@@ -107,10 +108,7 @@ class ActionModule(ActionBase):
         # The header the roles' templates write: the ansible.cfg setting, or a variable of that name,
         # rendered like the others (a header made from other variables changes with them).
         managed = task_vars.get("ansible_managed")
-        try:
-            managed = None if managed is None else self._templar.template(managed)
-        except AnsibleError as error:
-            raise InputError("ansible_managed", error) from error
+        managed = None if managed is None else self._rendered("ansible_managed", managed)
         values["ansible_managed"] = [C.DEFAULT_MANAGED_STR, managed]
         return values
 
