@@ -5,7 +5,8 @@
 """Benchmark libsys.onprem.mail_relay against a stock Debian Postfix relay, same TLS.
 
 Everything runs in podman containers this script creates on its own network
-(bench-mail_relay-net, a subnet podman picks) and removes at the end:
+(bench-mail_relay-net, 198.51.100.224/27, the benchmarks' documentation range) and removes at
+the end:
 
   source  (peer image)  a Python SMTP client, N parallel connections, STARTTLS, several
                         messages per connection (smtp-source cannot speak TLS)
@@ -40,6 +41,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PREFIX = "bench-mail_relay"
 NETWORK = f"{PREFIX}-net"
+# The benchmarks' /27 of the documentation range 198.51.100.0/24 (CONTRIBUTING, Tests).
+SUBNET = "198.51.100.224/27"
 # Filled in by start_containers() from podman: the network's subnet and each container's address.
 NET = {"subnet": ""}
 ADDR = {"sink": "", "source": "", "relay": "", "stock": ""}
@@ -94,7 +97,7 @@ def cleanup() -> None:
 
 
 def start_containers() -> None:
-    run("podman", "network", "create", *NETWORK_OPTIONS, NETWORK)
+    run("podman", "network", "create", *NETWORK_OPTIONS, "--subnet", SUBNET, NETWORK)
     NET["subnet"] = json.loads(run("podman", "network", "inspect", NETWORK).stdout)[0]["subnets"][0]["subnet"]
     Path(APT_CACHE).mkdir(parents=True, exist_ok=True)
     for name, image in IMAGES.items():

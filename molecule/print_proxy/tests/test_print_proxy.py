@@ -196,6 +196,21 @@ def test_listeners_cups_loopback_only_imaps_only(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", HOSTS)
+def test_imaps_offers_only_mozilla_intermediate_groups(name: str) -> None:
+    """IMAPS agrees on X25519 and refuses a client that offers only groups outside Mozilla's
+    intermediate list (X448, P-521, ffdhe2048), which OpenSSL would accept by default."""
+
+    def handshake(groups: str):
+        return printer_peer.run(f"openssl s_client -connect {HOSTS[name]}:993 -groups {groups} -brief </dev/null")
+
+    agreed = handshake("X25519")
+    assert agreed.rc == 0 and "X25519" in agreed.stdout + agreed.stderr, agreed.stdout + agreed.stderr
+    for groups in ("X448", "secp521r1", "ffdhe2048"):
+        refused = handshake(groups)
+        assert refused.rc != 0, (groups, refused.stdout + refused.stderr)
+
+
+@pytest.mark.parametrize("name", HOSTS)
 @pytest.mark.parametrize("client", ["onprem-pp-outsider", "onprem-pp-vendor"])
 def test_imaps_dropped_for_sources_outside_the_campus(name: str, client: str) -> None:
     """The role's nftables table drops 993 from everyone outside print_proxy_imap_allowed_sources
@@ -212,14 +227,14 @@ def test_imaps_dropped_for_sources_outside_the_campus(name: str, client: str) ->
 def test_imap_firewall_off_removes_the_table_and_the_next_run_restores_it() -> None:
     """print_proxy_imap_firewall false removes the table file and the live table (nftables
     table_absent), so the outsider reaches IMAPS; the next run with the default renders and
-    loads the table again, and the outsider times out again."""
+    loads the table again, and the outsider times out again. The value is given as a sysadmin
+    types it, `-e print_proxy_imap_firewall=false`: the string "false", which must not count as
+    true."""
     name = "onprem-pp-deb13"
     host, outsider = podman_host(name), podman_host("onprem-pp-outsider")
     table_file = "/etc/libsys-onprem/nftables.d/print_proxy.nft"
     try:
-        off = run_ansible_playbook(
-            SCENARIO_DIR / "converge.yml", "-l", name, extra_vars={"print_proxy_imap_firewall": False}
-        )
+        off = run_ansible_playbook(SCENARIO_DIR / "converge.yml", "-l", name, "-e", "print_proxy_imap_firewall=false")
         output = off.stdout + off.stderr
         assert off.returncode == 0, output[-3000:]
         assert "Remove the table file" in output and "Unload the table" in output, output[-3000:]

@@ -118,6 +118,14 @@ def test_transfers_are_logged_to_the_journal(target) -> None:
     journal = podman_host(name).check_output("journalctl --no-pager -q --since -2min -t internal-sftp -t sshd")
     assert f'open "/incoming/{tag}"' in journal, journal[-2000:]
     assert "session opened for local user vendor-sis" in journal
+    # The relay that carried those lines out of the jail runs as its own unprivileged user.
+    host = podman_host(name)
+    pid = host.check_output("systemctl show -P MainPID libsys-sftp-drop-log.service")
+    assert pid != "0", pid
+    uids = host.check_output(f"awk '/^Uid:/ {{print $2, $3, $4, $5}}' /proc/{pid}/status").split()
+    relay_user = host.user("libsys-sftp-log")
+    assert relay_user.uid != 0 and relay_user.shell == "/usr/sbin/nologin"
+    assert uids == [str(relay_user.uid)] * 4, uids  # real, effective, saved and filesystem
 
 
 def test_hook_runs_when_a_file_lands_in_incoming(target) -> None:
