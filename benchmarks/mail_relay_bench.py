@@ -43,8 +43,7 @@ PREFIX = "bench-mail_relay"
 NETWORK = f"{PREFIX}-net"
 # The benchmarks' /27 of the documentation range 198.51.100.0/24 (CONTRIBUTING, Tests).
 SUBNET = "198.51.100.224/27"
-# Filled in by start_containers() from podman: the network's subnet and each container's address.
-NET = {"subnet": ""}
+# Filled in by start_containers() from podman: each container's address.
 ADDR = {"sink": "", "source": "", "relay": "", "stock": ""}
 IMAGES = {
     "sink": "localhost/libsys-onprem/peer:12",
@@ -98,7 +97,6 @@ def cleanup() -> None:
 
 def start_containers() -> None:
     run("podman", "network", "create", *NETWORK_OPTIONS, "--subnet", SUBNET, NETWORK)
-    NET["subnet"] = json.loads(run("podman", "network", "inspect", NETWORK).stdout)[0]["subnets"][0]["subnet"]
     Path(APT_CACHE).mkdir(parents=True, exist_ok=True)
     for name, image in IMAGES.items():
         volume = ["-v", f"{APT_CACHE}:/var/cache/apt/archives"] if name == "relay" else []
@@ -157,7 +155,7 @@ def setup_sink() -> None:
             for s in [
                 "mydestination =",
                 "relay_domains =",
-                f"mynetworks = 127.0.0.0/8 {NET['subnet']}",
+                f"mynetworks = 127.0.0.0/8 {SUBNET}",
                 "inet_protocols = ipv4",
                 "smtpd_relay_restrictions = permit_mynetworks, reject",
                 "default_transport = discard:",
@@ -179,7 +177,7 @@ def setup_stock() -> None:
             f"postconf -e {shlex_quote(s)}"
             for s in [
                 f"relayhost = [{ADDR['sink']}]:25",
-                f"mynetworks = 127.0.0.0/8 {NET['subnet']}",
+                f"mynetworks = 127.0.0.0/8 {SUBNET}",
                 "inet_protocols = ipv4",
                 "myhostname = stock.bench.example.org",
                 "mydestination = localhost",
@@ -247,7 +245,7 @@ def setup_relay(workdir: Path) -> None:
             }
         )
     )
-    (workdir / "bench.yml").write_text(PLAYBOOK % {"subnet": NET["subnet"], "sink": ADDR["sink"]})
+    (workdir / "bench.yml").write_text(PLAYBOOK % {"subnet": SUBNET, "sink": ADDR["sink"]})
     env = dict(
         os.environ,
         ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"),
