@@ -27,9 +27,16 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.release import __version__ as ansible_version
 
+from ansible_collections.libsys.onprem.plugins.module_utils.converged_state import (
+    DEFAULT_STATE_DIR,
+    check_states,
+    reasons_from_fact,
+)
 from ansible_collections.libsys.onprem.plugins.modules.converged import DEFAULT_FACTS
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+# The local fact the module installs with each recorded state: this collection's own copy.
+FACT_SOURCE = COLLECTION_ROOT / "plugins" / "module_utils" / "converged_state.py"
 CODE_DIRECTORIES = ("roles", "plugins", "playbooks")
 _code_digest_cache: dict[str, str] = {}
 
@@ -133,6 +140,7 @@ class ActionModule(ActionBase):
         module_args = dict(self._task.args)
         prefixes = module_args.pop("prefixes", None) or []
         facts = module_args.pop("facts", None) or list(DEFAULT_FACTS)
+        gathered = module_args.pop("gathered", None)
         error = self._argument_error(module_args, prefixes)
         if error:
             result.update(failed=True, msg=error)
@@ -158,10 +166,17 @@ class ActionModule(ActionBase):
                 {key: given[key] for key in ("name", "digest", "requires") if key in given}
                 for given in module_args["states"]
             ]
+            # The states came back with the facts of this run: compare here, with no call to the host.
+            reasons_of = reasons_from_fact(gathered, module_args.get("state_dir") or DEFAULT_STATE_DIR)
+            if reasons_of is not None and state == "check":
+                result.update(check_states(module_args["states"], reasons_of), from_gathered=True)
+                return result
         elif state == "check":
             module_args["digest"] = inputs_digest(
                 self._input_values(list(prefixes), list(facts), task_vars), code_digest()
             )
+        if state == "record":
+            module_args["fact_source"] = FACT_SOURCE.read_text(encoding="utf-8")
         result.update(
             self._execute_module(
                 module_name="libsys.onprem.converged",
@@ -169,4 +184,6 @@ class ActionModule(ActionBase):
                 task_vars=task_vars,
             )
         )
+        if module_args.get("states"):
+            result["from_gathered"] = False
         return result

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET  # builds XML only, never parses input
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -506,6 +507,54 @@ def preflight_plan(inputs: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------
+# Probing in parallel: every host of the play probes in one task, its own paths and the
+# inbound paths of the hosts that name it as their outside probe host.
+
+OWNER_SEPARATOR = "|"
+
+
+def _host_var(hostvars: Any, host: str, name: str) -> Any:
+    if host not in hostvars:
+        return None
+    return hostvars[host].get(name)
+
+
+def preflight_probe_share(hostvars: Any, hosts: list[str], prober: str) -> list[dict[str, Any]]:
+    """The endpoints ``prober`` probes for the hosts of the play, each named ``<owner>|<name>``.
+
+    Every host's ``__preflight_probe_plan`` (a fact: host endpoints, and the outside and mail
+    probe hosts with their endpoints) says what it needs; ``prober`` takes its own host endpoints
+    and the inbound endpoints of every host that names it.
+    """
+    share: list[dict[str, Any]] = []
+    for owner in hosts:
+        plan = _host_var(hostvars, owner, "__preflight_probe_plan")
+        if not isinstance(plan, Mapping):
+            continue
+        endpoints = list(plan.get("host") or []) if owner == prober else []
+        for side in ("outside", "outside_mail"):
+            given = plan.get(side) or {}
+            if given.get("probe_host") == prober:
+                endpoints.extend(given.get("endpoints") or [])
+        share.extend(dict(endpoint, name=owner + OWNER_SEPARATOR + endpoint["name"]) for endpoint in endpoints)
+    return share
+
+
+def preflight_probe_results(hostvars: Any, hosts: list[str], owner: str) -> list[dict[str, Any]]:
+    """The results of ``owner``'s endpoints, from every host of the play that probed some of them."""
+    prefix = owner + OWNER_SEPARATOR
+    found: list[dict[str, Any]] = []
+    for prober in hosts:
+        registered = _host_var(hostvars, prober, "__preflight_probes")
+        results = registered.get("results") if isinstance(registered, Mapping) else None
+        for result in results or []:
+            name = result.get("name") if isinstance(result, Mapping) else None
+            if isinstance(name, str) and name.startswith(prefix):
+                found.append(dict(result, name=name[len(prefix) :]))
+    return found
+
+
+# ---------------------------------------------------------------------------------------
 # Report
 
 
@@ -723,5 +772,7 @@ class FilterModule:
             "preflight_markdown": preflight_markdown,
             "preflight_junit": preflight_junit,
             "preflight_changes": preflight_changes,
+            "preflight_probe_share": preflight_probe_share,
+            "preflight_probe_results": preflight_probe_results,
             "bandwidth_mb": bandwidth_mb,
         }

@@ -183,10 +183,30 @@ options:
       - Directory of the state files.
     type: path
     default: /var/lib/libsys-onprem/converged
+  gathered:
+    description:
+      - Handled on the controller by the action plugin, with O(states) only. The host's local fact C(converged)
+        (C(ansible_facts.ansible_local.converged)), gathered in the same run by M(ansible.builtin.setup) with
+        C(fact_path=<state_dir>/facts.d).
+      - That fact holds, for every recorded state, its digest and how the host differs from its snapshot, taken
+        while the facts were gathered. When it is given and comes from this O(state_dir), the digests are compared
+        on the controller and the module is not called at all. Anything else (not gathered in this run, from an
+        older version) means the module checks the host as usual.
+      - Pass it only from facts gathered in the same run, never from a fact cache.
+    type: raw
+  fact_source:
+    description:
+      - Set by the action plugin with O(state=record). The source of the local fact C(converged), which the module
+        installs as C(<state_dir>/facts.d/converged.fact) (root only, mode 0700) with the host's Python
+        interpreter.
+    type: str
 notes:
   - The state files are bookkeeping, like a fact cache. Writing or removing them is never reported as C(changed), so
     that a run reports C(changed) only when something the role manages changed; RV(written) and RV(removed) say
     what was written or removed.
+  - O(state=record) also installs the local fact C(converged) next to the states (see O(gathered)), so that a later
+    run can gather the host's states together with its facts. It reads the state files and runs only the read-only
+    commands of O(watch.commands), the dpkg and systemd queries of the recorded states.
   - A full run of the role is always safe; this module only decides whether it can be skipped. Set the role's
     C(*_converged_check) variable to V(false) to run every task.
 """
@@ -206,6 +226,19 @@ EXAMPLES = r"""
       - name: stunnel
         digest: "{{ stunnel_digest.digest }}"
         requires: "{{ stunnel_digest.requires }}"
+  register: site_converged
+
+- name: Gather the facts and the recorded states of the host in one call
+  ansible.builtin.setup:
+    fact_path: /var/lib/libsys-onprem/converged/facts.d
+
+- name: Check several roles with no call to the host, from the states gathered with the facts
+  libsys.onprem.converged:
+    states:
+      - name: stunnel
+        digest: "{{ stunnel_digest.digest }}"
+        requires: "{{ stunnel_digest.requires }}"
+    gathered: "{{ ansible_facts['ansible_local']['converged'] | default(omit) }}"
   register: site_converged
 
 - name: Check whether the host is as the last full run of the role left it
@@ -248,6 +281,11 @@ digest:
     after a full run.
   returned: unless O(states) is given
   type: str
+from_gathered:
+  description: With O(states), whether the check was made on the controller from O(gathered), with no call to the
+    host.
+  returned: when O(states) is given
+  type: bool
 by_state:
   description: With O(states), for each state checked, whether it is converged and why not.
   returned: when O(states) is given
@@ -261,7 +299,9 @@ requires:
   type: list
   elements: str
 written:
-  description: With O(state=record), the states whose file was written (or would be, in check mode).
+  description:
+    - With O(state=record), the states whose file was written (or would be, in check mode), and
+      C(converged.fact) when the local fact was installed or replaced.
   returned: when O(state=record)
   type: list
   elements: str
@@ -275,16 +315,29 @@ state_file:
   type: str
 """
 
-import fnmatch  # noqa: E402 (after the documentation, as Ansible modules are laid out)
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import stat  # noqa: E402
+import os  # noqa: E402 (after the documentation, as Ansible modules are laid out)
+import sys  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-MAX_REASONS = 20
+from ansible_collections.libsys.onprem.plugins.module_utils.converged_state import (  # noqa: E402
+    DEFAULT_STATE_DIR,
+    FACT_NAME,
+    WATCH_KEYS,
+    check_states,
+    fact_path,
+    fact_script,
+    load_state,
+    normalize_watch,
+    recorded_state,
+    shorten,
+    state_path,
+    state_reasons,
+    take_snapshot,
+    write_private,
+    write_state,
+)
+
 # Facts that go into the digest unless the task names others (the action plugin reads this).
 DEFAULT_FACTS = (
     "architecture",
@@ -297,226 +350,45 @@ DEFAULT_FACTS = (
     "hostname",
     "os_family",
 )
-ACL_ATTRIBUTES = ("system.posix_acl_access", "system.posix_acl_default")
-WATCH_KEYS = ("paths", "entries", "exclude", "packages", "services", "commands")
 
 
-def _acl(path):
-    """The POSIX ACL extended attributes of a path, hashed (empty when it has none)."""
-    found = []
-    for attribute in ACL_ATTRIBUTES:
-        try:
-            value = os.getxattr(path, attribute, follow_symlinks=False)
-        except OSError:
-            continue
-        found.append(attribute.rsplit("_", 1)[-1] + ":" + hashlib.sha256(value).hexdigest()[:16])
-    return ",".join(found)
-
-
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def describe_path(path):
-    """One line that changes whenever the path's type, owner, mode, ACLs or content change."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return "absent"
-    ownership = "%o %d:%d" % (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
-    if stat.S_ISLNK(info.st_mode):
-        return "link -> " + os.readlink(path)
-    if stat.S_ISDIR(info.st_mode):
-        return " ".join(("dir", ownership, _acl(path))).strip()
-    if stat.S_ISREG(info.st_mode):
-        return " ".join(("file", ownership, _file_sha256(path), _acl(path))).strip()
-    return "other %o %s" % (stat.S_IFMT(info.st_mode), ownership)
-
-
-def _excluded(path, patterns):
-    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
-
-
-def snapshot_paths(paths, entries, exclude):
-    found = {}
-    for top in paths:
-        found[top] = describe_path(top)
-        if not os.path.isdir(top) or os.path.islink(top):
-            continue
-        for directory, subdirectories, files in os.walk(top):
-            subdirectories[:] = sorted(
-                name for name in subdirectories if not _excluded(os.path.join(directory, name), exclude)
-            )
-            for name in subdirectories + sorted(files):
-                path = os.path.join(directory, name)
-                if not _excluded(path, exclude):
-                    found[path] = describe_path(path)
-    for path in entries:
-        found[path] = describe_path(path)
-    return found
-
-
-def snapshot_packages(module, packages):
-    if not packages:
-        return {}
-    found = dict((name, "not installed") for name in packages)
-    command = ["dpkg-query", "--show", "--showformat", "${Package}\t${Status}\n", *packages]
-    out = module.run_command(command, check_rc=False)[1]
-    for line in out.splitlines():
-        name, _tab, status = line.partition("\t")
-        if name in found:
-            found[name] = status
-    return found
-
-
-def snapshot_services(module, services):
-    if not services:
-        return {}
-    found = dict((unit, "not found") for unit in services)
-    command = ["systemctl", "show", "--property=Id,ActiveState,UnitFileState,NeedDaemonReload", *services]
-    out = module.run_command(command, check_rc=False)[1]
-    for unit, block in zip(services, re.split(r"\n\s*\n", out.strip())):
-        properties = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        state = "%s %s" % (properties.get("ActiveState", "?"), properties.get("UnitFileState", "") or "-")
-        if properties.get("NeedDaemonReload") == "yes":
-            state += " (unit file changed on disk, daemon-reload pending)"
-        found[unit] = state
-    return found
-
-
-def snapshot_commands(module, commands):
-    found = {}
-    for given in commands:
-        command = [str(part) for part in given]
-        try:
-            rc, out, err = module.run_command(command, check_rc=False)
-        except Exception as error:  # a missing binary is a state too  # pylint: disable=broad-except
-            rc, out, err = -1, "", str(error)
-        found[" ".join(command)] = "rc %s %s" % (rc, hashlib.sha256((out + "\0" + err).encode()).hexdigest())
-    return found
-
-
-def take_snapshot(module, watch):
-    return {
-        "paths": snapshot_paths(watch["paths"], watch["entries"], watch["exclude"]),
-        "packages": snapshot_packages(module, watch["packages"]),
-        "services": snapshot_services(module, watch["services"]),
-        "commands": snapshot_commands(module, watch["commands"]),
-    }
-
-
-def compare(recorded, current):
-    """Human-readable differences between two snapshots, path by path."""
-    reasons = []
-    labels = {"paths": "", "packages": "package ", "services": "service ", "commands": "command "}
-    for kind, label in labels.items():
-        before, after = recorded.get(kind, {}), current.get(kind, {})
-        for key in sorted(set(before) | set(after)):
-            if before.get(key) == after.get(key):
-                continue
-            if kind == "paths" and key not in before:
-                reasons.append("%s: new (%s)" % (key, after[key].split(" ", 1)[0]))
-            elif kind == "paths" and key not in after:
-                reasons.append("%s: gone" % key)
-            elif kind == "paths" and after.get(key) == "absent":
-                reasons.append("%s: absent" % key)
-            elif kind in ("paths", "commands"):
-                reasons.append("%s%s: changed" % (label, key))
-            else:
-                reasons.append("%s%s: %s (was %s)" % (label, key, after.get(key), before.get(key)))
-    return reasons
-
-
-def normalize_watch(watch):
-    watch = dict(watch or {})
-    normalized = {}
-    for key in WATCH_KEYS:
-        normalized[key] = [list(item) if key == "commands" else str(item) for item in (watch.get(key) or [])]
-    unknown = sorted(set(watch) - set(WATCH_KEYS))
-    return normalized, unknown
-
-
-def state_path(params, name):
-    """The state file of ``name``; names are letters, digits and underscores, never a path."""
-    if not re.match(r"^[A-Za-z0-9_]+$", name):
-        raise ValueError("state name %r: use letters, digits and underscores only" % name)
-    return os.path.join(params["state_dir"], name + ".json")
-
-
-def load_state(path):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return None
-    except ValueError:
-        return {}
-
-
-def write_state(path, content):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    temporary = path + ".tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(content, handle, indent=1, sort_keys=True)
-        handle.write("\n")
-    os.replace(temporary, path)
-
-
-def state_reasons(module, params, name, digest=None):
-    """Why the recorded state ``name`` no longer holds; its digest is compared unless None."""
-    path = state_path(params, name)
-    state = load_state(path)
-    if state is None:
-        return ["%s: no recorded state (%s)" % (name, path)]
-    if not state.get("snapshot") or not state.get("watch"):
-        return ["%s: unreadable recorded state (%s)" % (name, path)]
-    if digest is not None and state.get("digest") != digest:
-        return ["%s: the role's variables or the collection's code changed since the last full run" % name]
-    watch = normalize_watch(state["watch"])[0]
-    return compare(state["snapshot"], take_snapshot(module, watch))
-
-
-def shorten(reasons):
-    if len(reasons) > MAX_REASONS:
-        return [*reasons[:MAX_REASONS], "... and %d more" % (len(reasons) - MAX_REASONS)]
-    return reasons
+def reasons_on_host(params):
+    """check_states' reasons_of, from the state files and a snapshot of the host now."""
+    return lambda name, digest: state_reasons(name, recorded_state(params["state_dir"], name), digest)
 
 
 def check(module, params):
     if params["states"]:
-        return check_states(module, params)
-    reasons = state_reasons(module, params, params["name"], params["digest"])
+        return check_states(params["states"], reasons_on_host(params))
+    reasons_of = reasons_on_host(params)
+    reasons = reasons_of(params["name"], params["digest"])
     for shared in params["requires"]:
-        reasons.extend(state_reasons(module, params, shared))
+        reasons.extend(reasons_of(shared, None))
     reasons = shorten(reasons)
     return dict(
         changed=False,
         converged=not reasons,
         reasons=reasons,
-        state_file=state_path(params, params["name"]),
+        state_file=state_path(params["state_dir"], params["name"]),
         digest=params["digest"],
     )
 
 
-def check_states(module, params):
-    """Several roles' states in one call; a shared state that several require is read once."""
-    shared_reasons = {}
-    results, reasons = {}, []
-    for given in params["states"]:
-        own = state_reasons(module, params, given["name"], given["digest"])
-        for shared in given["requires"]:
-            if shared not in shared_reasons:
-                shared_reasons[shared] = state_reasons(module, params, shared)
-            own.extend(shared_reasons[shared])
-        results[given["name"]] = dict(converged=not own, reasons=shorten(own))
-        reasons.extend("%s: %s" % (given["name"], reason) for reason in own)
-    return dict(changed=False, converged=not reasons, reasons=shorten(reasons), by_state=results)
+def install_fact(module, params):
+    """The local fact that reports every recorded state at fact gathering; True when (re)written."""
+    if not params["fact_source"]:
+        return False
+    path = os.path.join(fact_path(params["state_dir"]), FACT_NAME + ".fact")
+    content = fact_script(params["fact_source"], sys.executable)
+    try:
+        with open(path) as handle:
+            if handle.read() == content and (os.stat(path).st_mode & 0o777) == 0o700:
+                return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    if not module.check_mode:
+        write_private(path, content, mode=0o700)
+    return True
 
 
 def record(module, params):
@@ -526,30 +398,32 @@ def record(module, params):
     records.extend((shared["name"], "", shared["watch"]) for shared in params["shared"])
     written = []
     for name, digest, given in records:
-        path = state_path(params, name)
+        path = state_path(params["state_dir"], name)
         watch, unknown = normalize_watch(given)
         if unknown:
             module.fail_json(
                 msg="watch of %s: unknown keys %s (known: %s)" % (name, ", ".join(unknown), ", ".join(WATCH_KEYS))
             )
-        content = {"digest": digest, "watch": watch, "snapshot": take_snapshot(module, watch)}
+        content = {"digest": digest, "watch": watch, "snapshot": take_snapshot(watch)}
         if load_state(path) == content:
             continue
         written.append(name)
         if not module.check_mode:
             write_state(path, content)
+    if install_fact(module, params):
+        written.append(FACT_NAME + ".fact")
     return dict(
         changed=False,
         converged=False,
         reasons=[],
-        state_file=state_path(params, params["name"]),
+        state_file=state_path(params["state_dir"], params["name"]),
         digest=params["digest"],
         written=written,
     )
 
 
 def forget(module, params):
-    path = state_path(params, params["name"])
+    path = state_path(params["state_dir"], params["name"])
     removed = os.path.exists(path)
     if removed and not module.check_mode:
         os.unlink(path)
@@ -596,7 +470,9 @@ def main():
                     requires=dict(type="list", elements="str", default=[]),
                 ),
             ),
-            state_dir=dict(type="path", default="/var/lib/libsys-onprem/converged"),
+            state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
+            fact_source=dict(type="str"),
+            gathered=dict(type="raw"),
         ),
         mutually_exclusive=[("name", "states")],
         supports_check_mode=True,

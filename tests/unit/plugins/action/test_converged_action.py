@@ -141,3 +141,38 @@ def test_states_send_only_name_digest_and_requires(monkeypatch: pytest.MonkeyPat
     result, sent = run_action({"states": [registered]}, TASK_VARS, monkeypatch)
     assert sent == [{"states": [{"name": "stunnel", "digest": "d" * 64, "requires": []}]}]
     assert result["converged"] is True
+
+
+def test_states_gathered_with_the_facts_are_checked_with_no_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    states = [{"name": "stunnel", "digest": "d" * 64, "requires": ["nftables"]}]
+    gathered = {
+        "version": 1,
+        "state_dir": "/var/lib/libsys-onprem/converged",
+        "states": {
+            "stunnel": {"readable": True, "digest": "d" * 64, "reasons": []},
+            "nftables": {"readable": True, "digest": "", "reasons": []},
+        },
+    }
+    result, sent = run_action({"states": states, "gathered": gathered}, TASK_VARS, monkeypatch)
+    assert sent == []
+    assert result["converged"] is True and result["from_gathered"] is True
+    gathered["states"]["nftables"]["reasons"] = ["command nft -s list table inet libsys_stunnel: changed"]
+    result, sent = run_action({"states": states, "gathered": gathered}, TASK_VARS, monkeypatch)
+    assert sent == [] and result["converged"] is False
+    assert result["reasons"] == ["stunnel: command nft -s list table inet libsys_stunnel: changed"]
+
+
+def test_a_fact_from_another_state_dir_means_the_host_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    states = [{"name": "stunnel", "digest": "d" * 64, "requires": []}]
+    gathered = {"version": 1, "state_dir": "/var/lib/libsys-onprem/converged", "states": {}}
+    args = {"states": states, "gathered": gathered, "state_dir": "/srv/state"}
+    result, sent = run_action(args, TASK_VARS, monkeypatch)
+    assert sent == [{"states": states, "state_dir": "/srv/state"}]
+    assert result["from_gathered"] is False
+
+
+def test_record_sends_the_local_fact_it_installs(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = {"name": "stunnel", "state": "record", "digest": "d" * 64, "watch": {"paths": ["/etc/stunnel"]}}
+    sent = run_action(args, TASK_VARS, monkeypatch)[1]
+    assert sent[0]["fact_source"] == converged.FACT_SOURCE.read_text(encoding="utf-8")
+    assert "def local_fact(" in sent[0]["fact_source"]

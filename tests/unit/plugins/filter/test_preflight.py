@@ -22,6 +22,8 @@ from ansible_collections.libsys.onprem.plugins.filter.preflight import (
     preflight_junit,
     preflight_markdown,
     preflight_plan,
+    preflight_probe_results,
+    preflight_probe_share,
     preflight_report,
 )
 
@@ -55,6 +57,8 @@ def by_name(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def test_filters_registered() -> None:
     assert set(FilterModule().filters()) == {
+        "preflight_probe_share",
+        "preflight_probe_results",
         "preflight_plan",
         "preflight_report",
         "preflight_markdown",
@@ -453,3 +457,63 @@ def test_changes_compare_statuses_only(previous: Any, expected: list[str]) -> No
         old["rows"].append({"name": "gone", "status": "ok"})
         previous = old
     assert preflight_changes(report, previous) == expected
+
+
+def endpoint(name: str, port: int) -> dict[str, Any]:
+    return {"name": name, "host": "203.0.113.10", "port": port}
+
+
+def probe_plan(host: list, outside: str, inbound: list, mail: str = "", mail_inbound: list | None = None) -> dict:
+    return {
+        "host": host,
+        "outside": {"probe_host": outside, "endpoints": inbound},
+        "outside_mail": {"probe_host": mail or outside, "endpoints": mail_inbound or []},
+    }
+
+
+HOSTVARS = {
+    "onprem1": {
+        "__preflight_probe_plan": probe_plan(
+            [endpoint("sip2-cloud", 6443)], "cloud", [endpoint("sftp-drop", 22)], "relay", [endpoint("smtp", 25)]
+        )
+    },
+    "onprem2": {
+        "__preflight_probe_plan": probe_plan([endpoint("sip2-cloud", 6443)], "cloud", [endpoint("sftp-drop", 22)])
+    },
+    "cloud": {},
+    "relay": {},
+}
+PLAY = ["onprem1", "onprem2", "cloud", "relay"]
+
+
+def test_each_host_probes_its_own_paths_and_the_inbound_paths_of_the_hosts_that_name_it() -> None:
+    share = preflight_probe_share
+    assert [e["name"] for e in share(HOSTVARS, PLAY, "onprem1")] == ["onprem1|sip2-cloud"]
+    assert [e["name"] for e in share(HOSTVARS, PLAY, "cloud")] == ["onprem1|sftp-drop", "onprem2|sftp-drop"]
+    assert [e["name"] for e in share(HOSTVARS, PLAY, "relay")] == ["onprem1|smtp"]
+    # Only hosts of the play count, and the endpoints themselves are not changed.
+    assert share(HOSTVARS, ["cloud"], "cloud") == []
+    assert share(HOSTVARS, PLAY, "cloud")[0] == {**endpoint("sftp-drop", 22), "name": "onprem1|sftp-drop"}
+    assert HOSTVARS["onprem1"]["__preflight_probe_plan"]["outside"]["endpoints"][0]["name"] == "sftp-drop"
+
+
+def test_every_result_goes_back_to_its_own_host_under_its_own_name() -> None:
+    registered = {
+        "onprem1": {"__preflight_probes": {"results": [{"name": "onprem1|sip2-cloud", "ok": True}]}},
+        "onprem2": {"__preflight_probes": {"results": [{"name": "onprem2|sip2-cloud", "ok": False}]}},
+        "cloud": {
+            "__preflight_probes": {
+                "results": [{"name": "onprem1|sftp-drop", "ok": True}, {"name": "onprem2|sftp-drop", "ok": True}]
+            }
+        },
+        # An unreachable probe host registered no results: its rows will be reported as not run.
+        "relay": {"__preflight_probes": {"unreachable": True, "msg": "Failed to connect"}},
+    }
+    mine = preflight_probe_results(registered, PLAY, "onprem1")
+    assert mine == [{"name": "sip2-cloud", "ok": True}, {"name": "sftp-drop", "ok": True}]
+    assert preflight_probe_results(registered, PLAY, "onprem2") == [
+        {"name": "sip2-cloud", "ok": False},
+        {"name": "sftp-drop", "ok": True},
+    ]
+    # A host whose name another host's name starts with gets none of that host's results.
+    assert preflight_probe_results(registered, PLAY, "onprem") == []

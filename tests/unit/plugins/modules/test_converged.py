@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ansible_collections.libsys.onprem.plugins.module_utils import converged_state
 from ansible_collections.libsys.onprem.plugins.modules import converged
 from ansible_collections.libsys.onprem.tests.unit.module_harness import run_module_main
 
@@ -200,7 +203,7 @@ def test_reasons_are_capped(managed: dict[str, Any]) -> None:
     for number in range(30):
         (managed["config"] / f"extra{number}.conf").write_text("x\n")
     reasons = check(managed)["reasons"]
-    assert len(reasons) == converged.MAX_REASONS + 1
+    assert len(reasons) == converged_state.MAX_REASONS + 1
     assert reasons[-1] == "... and 10 more"
 
 
@@ -222,3 +225,96 @@ def test_bad_arguments_fail_clearly(tmp_path: Path, args: dict[str, Any], fragme
     assert failed
     assert fragment in result["msg"]
     assert not list(tmp_path.iterdir())
+
+
+FACT_SOURCE = Path(converged_state.__file__).read_text(encoding="utf-8")
+
+
+def gather_fact(state_dir: str) -> dict[str, Any]:
+    """Run the installed local fact the way setup does (an executable in fact_path) and parse it."""
+    script = Path(state_dir) / "facts.d" / "converged.fact"
+    output = subprocess.run([str(script)], capture_output=True, text=True, check=True).stdout
+    return json.loads(output)
+
+
+def test_record_installs_the_local_fact_once_root_only(managed: dict[str, Any]) -> None:
+    assert record(managed, fact_source=FACT_SOURCE)["written"] == ["demo", "converged.fact"]
+    script = Path(managed["state_dir"]) / "facts.d" / "converged.fact"
+    assert script.stat().st_mode & 0o777 == 0o700
+    assert script.read_text().startswith(f"#!{sys.executable}\n")
+    assert record(managed, fact_source=FACT_SOURCE)["written"] == []
+    script.chmod(0o755)
+    assert record(managed, fact_source=FACT_SOURCE)["written"] == ["converged.fact"]
+    assert script.stat().st_mode & 0o777 == 0o700
+
+
+def test_record_in_check_mode_installs_no_local_fact(managed: dict[str, Any]) -> None:
+    assert record(managed, fact_source=FACT_SOURCE, _ansible_check_mode=True)["written"] == ["demo", "converged.fact"]
+    assert not Path(managed["state_dir"]).exists()
+
+
+def check_both_ways(managed: dict[str, Any], states: list[dict[str, Any]]) -> tuple[dict, dict]:
+    """The module's check on the host, and the controller's check from the gathered local fact."""
+    on_host = run({"states": states, "state_dir": managed["state_dir"]})
+    reasons_of = converged_state.reasons_from_fact(gather_fact(managed["state_dir"]), managed["state_dir"])
+    assert reasons_of is not None
+    from_fact = converged_state.check_states(states, reasons_of)
+    return on_host, from_fact
+
+
+@pytest.mark.parametrize(
+    "drift",
+    [
+        lambda m: None,
+        lambda m: (m["config"] / "demo.conf").write_text("listen = 6002\n"),
+        lambda m: (m["config"] / "conf.d" / "sip2.conf").unlink(),
+        lambda m: m["runtime"].write_text("table inet demo { chain input {} }\n"),
+        lambda m: (Path(m["state_dir"]) / "base.json").write_text("{}"),
+        lambda m: (Path(m["state_dir"]) / "base.json").unlink(),
+    ],
+    ids=["none", "content", "deleted", "runtime-state", "unreadable-shared", "missing-shared"],
+)
+@pytest.mark.parametrize("digest", [DIGEST, "e" * 64], ids=["same-inputs", "changed-inputs"])
+def test_the_gathered_fact_gives_the_same_answer_as_the_host(
+    managed: dict[str, Any], tmp_path: Path, drift: Any, digest: str
+) -> None:
+    base = tmp_path / "etc" / "base.cf"
+    base.write_text("inet_interfaces = all\n")
+    record(managed, shared=[{"name": "base", "watch": {"paths": [str(base)]}}], fact_source=FACT_SOURCE)
+    drift(managed)
+    states = [
+        {"name": "demo", "digest": digest, "requires": ["base"]},
+        {"name": "never", "digest": DIGEST, "requires": []},
+    ]
+    on_host, from_fact = check_both_ways(managed, states)
+    assert {key: on_host[key] for key in from_fact} == from_fact
+    assert from_fact["converged"] is False
+    assert from_fact["by_state"]["never"]["reasons"][0].startswith("never: no recorded state")
+
+
+@pytest.mark.parametrize(
+    "fact",
+    [
+        None,
+        "/bin/sh: converged.fact: error loading fact",
+        {"version": 0, "states": {}},
+        {"version": 1, "state_dir": "/elsewhere", "states": {}},
+        {"version": 1, "state_dir": "STATE", "states": []},
+    ],
+    ids=["not-gathered", "failed-script", "other-version", "other-state-dir", "malformed"],
+)
+def test_a_fact_that_cannot_serve_means_the_host_is_checked(fact: Any, tmp_path: Path) -> None:
+    if isinstance(fact, dict) and fact.get("state_dir") == "STATE":
+        fact = {**fact, "state_dir": str(tmp_path)}
+    assert converged_state.reasons_from_fact(fact, str(tmp_path)) is None
+
+
+def test_a_state_missing_from_the_fact_or_malformed_in_it_is_not_converged(tmp_path: Path) -> None:
+    fact = {"version": 1, "state_dir": str(tmp_path), "states": {"odd": {"digest": DIGEST}}}
+    reasons_of = converged_state.reasons_from_fact(fact, str(tmp_path))
+    result = converged_state.check_states(
+        [{"name": "odd", "digest": DIGEST}, {"name": "new", "digest": DIGEST}], reasons_of
+    )
+    assert result["converged"] is False
+    assert result["by_state"]["odd"]["reasons"][0].startswith("odd: unreadable recorded state")
+    assert result["by_state"]["new"]["reasons"][0].startswith("new: no recorded state")
