@@ -219,6 +219,11 @@ def write_state(path, content):
     write_private(path, json.dumps(content, indent=1, sort_keys=True) + "\n")
 
 
+def unusable_state(name, path, why):
+    """A state with nothing to compare (``why``: "no" when never recorded, or "unreadable")."""
+    return {"readable": False, "digest": None, "reasons": ["%s: %s recorded state (%s)" % (name, why, path)]}
+
+
 def recorded_state(state_dir, name):
     """The state ``name`` as its file records it, compared with the host now.
 
@@ -228,9 +233,9 @@ def recorded_state(state_dir, name):
     path = state_path(state_dir, name)
     state = load_state(path)
     if state is None:
-        return {"readable": False, "digest": None, "reasons": ["%s: no recorded state (%s)" % (name, path)]}
+        return unusable_state(name, path, "no")
     if not state.get("snapshot") or not state.get("watch"):
-        return {"readable": False, "digest": None, "reasons": ["%s: unreadable recorded state (%s)" % (name, path)]}
+        return unusable_state(name, path, "unreadable")
     watch = normalize_watch(state["watch"])[0]
     reasons = compare(state["snapshot"], take_snapshot(watch))
     return {"readable": True, "digest": state.get("digest"), "reasons": reasons}
@@ -289,9 +294,9 @@ def reasons_from_fact(fact, state_dir):
     def reasons_of(name, digest):
         entry = states.get(name)
         if entry is None:
-            return ["%s: no recorded state (%s)" % (name, state_path(state_dir, name))]
-        if not isinstance(entry, dict) or not isinstance(entry.get("reasons"), list) or "readable" not in entry:
-            return ["%s: unreadable recorded state (%s)" % (name, state_path(state_dir, name))]
+            entry = unusable_state(name, state_path(state_dir, name), "no")
+        elif not isinstance(entry, dict) or not isinstance(entry.get("reasons"), list) or "readable" not in entry:
+            entry = unusable_state(name, state_path(state_dir, name), "unreadable")
         return state_reasons(name, entry, digest)
 
     return reasons_of
