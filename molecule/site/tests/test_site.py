@@ -1,6 +1,6 @@
 """site: every integration path of site.yml, on one host that carries all of them and on the same
 integrations split over two hosts, driven by the real peers (the checks of `make lab`'s demo,
-tests/peers/integration_paths.py). Then, against a host that was never converged: bad
+tests/peers/integration_paths.py). Then, against a host that was never configured: bad
 inventory values stop site.yml before any host changes, and `--check --diff` of site.yml
 finishes, prints no secret and leaves the host as it was."""
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -61,7 +60,7 @@ def test_split_hosts_carry_only_their_integrations(host: str, absent_ports: list
     assert not ports & set(absent_ports), f"{host} listens on {sorted(ports & set(absent_ports))}"
 
 
-# A file that puts the never-converged host into every integration group, on top of the
+# A file that puts the never-configured host into every integration group, on top of the
 # scenario's inventory (its group_vars give it the same values as the other hosts).
 @pytest.fixture(scope="module")
 def fresh_inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -201,107 +200,3 @@ def test_check_diff_on_a_fresh_host_finishes_and_prints_no_secret(fresh_inventor
     assert not leaked, f"{len(leaked)} secret value(s) printed by --check --diff"
     assert "PRIVATE KEY" not in output
     assert host.check_output(FINGERPRINT) == before, "check mode changed the fresh host"
-
-
-# The fast path of the roles (libsys.onprem.converged): an unchanged host skips the roles' tasks,
-# and drift in a file, a directory, a service or the shared Postfix is found and repaired.
-ROLES_WITH_A_FAST_PATH = ["stunnel", "sftp_drop", "mail_relay", "print_proxy"]
-DRIFT = {
-    "/etc/stunnel/libsys/sip2.conf": "echo '# drift' >> /etc/stunnel/libsys/sip2.conf",
-    "/srv/sftp-drop/vendor-sis/incoming": "chmod 0777 /srv/sftp-drop/vendor-sis/incoming",
-    "/etc/postfix/main.cf": "echo '# drift' >> /etc/postfix/main.cf",
-    "service opendkim.service": "systemctl stop opendkim.service",
-    # A live table gone with its file unchanged: no handler would run; the full run loads it again.
-    "command nft -s list table inet libsys_sftp_drop": "nft delete table inet libsys_sftp_drop",
-}
-MANAGED_STATE = (
-    "tail -n 1 /etc/stunnel/libsys/sip2.conf /etc/postfix/main.cf;"
-    " stat -c '%a %U:%G' /srv/sftp-drop/vendor-sis/incoming; systemctl is-active opendkim.service || true;"
-    " nft -s list table inet libsys_sftp_drop 2>&1 | sha256sum"
-)
-
-
-def task_result(output: str, title: str) -> str | None:
-    """What the output says under the first task whose title starts with ``title`` (None: no such task)."""
-    block = output.split(f"TASK [{title}", 1)
-    return block[1].split("TASK [", 1)[0] if len(block) == 2 else None
-
-
-def left_out_unchanged(output: str, host: str) -> bool:
-    """Whether the validation play put ``host`` into onprem_unchanged_hosts, which the role plays leave out."""
-    grouped = task_result(output, "Put a host whose roles are all as their last full run left them into")
-    return grouped is not None and f"ok: [{host}]" in grouped
-
-
-def roles_applied(output: str, host: str) -> list[str]:
-    """The roles whose tasks ran on ``host``: their 'Apply the role' include was not skipped.
-
-    A host the site's check found unchanged is left out of the role plays, so no task of theirs is
-    in the output for it; the validation play must then have put it into onprem_unchanged_hosts, so
-    that a role that vanished from the output for another reason is not taken for one. A role whose
-    host changed elsewhere but which is itself converged skips its run.yml include.
-    """
-    if left_out_unchanged(output, host):
-        for role in ROLES_WITH_A_FAST_PATH:
-            assert task_result(output, f"libsys.onprem.{role} : Check the variables and the host, then apply") is None
-        return []
-    applied = []
-    for role in ROLES_WITH_A_FAST_PATH:
-        result = task_result(output, f"libsys.onprem.{role} : Apply the role")
-        if result is None:
-            whole = task_result(output, f"libsys.onprem.{role} : Check the variables and the host, then apply")
-            assert whole is not None, f"{role}: neither its checks nor its tasks are in the output"
-            assert f"skipping: [{host}]" in whole, f"{role}: no 'Apply the role' task, yet run.yml was not skipped"
-        elif f"skipping: [{host}]" not in result:
-            applied.append(role)
-    return applied
-
-
-def site_check_found_converged(output: str, host: str) -> bool:
-    """Whether the validate play's check found every role of ``host`` as its last full run left it
-    (it ran, and the task that prints its reasons had none to print)."""
-    checked = task_result(output, "Check whether every role of this host is as its last full run left it")
-    reasons = task_result(output, "Report why the roles' checks and tasks run")
-    assert checked is not None and reasons is not None, "the site's converged check is not in the output"
-    return f"ok: [{host}]" in checked and f"skipping: [{host}]" in reasons
-
-
-def test_an_unchanged_host_skips_the_roles_and_drift_is_repaired() -> None:
-    host_name = "site-aio"
-    host = podman_host(host_name)
-    converged = host.check_output(MANAGED_STATE)
-
-    unchanged = run_ansible_playbook(SITE, "-l", host_name, "-v")
-    output = unchanged.stdout + unchanged.stderr
-    assert unchanged.returncode == 0, output[-3000:]
-    assert play_recap(output, host_name)["changed"] == 0, output[-3000:]
-    assert site_check_found_converged(output, host_name), output[-3000:]
-    assert roles_applied(output, host_name) == [], output[-3000:]
-    # The states came back with the facts (the local fact the roles' records installed): the check
-    # compared them on the controller, with no call of its own to the host.
-    checked = task_result(output, "Check whether every role of this host is as its last full run left it")
-    assert re.search(r'"from_gathered": true', checked), checked
-    # Left out of the role plays, the host still had its certificate's expiry checked (time passes).
-    assert left_out_unchanged(output, host_name), output[-3000:]
-    expiry = task_result(output, "libsys.onprem.stunnel : Check the institution's certificate expiry (fail")
-    assert expiry is not None and f"ok: [{host_name}]" in expiry, output[-3000:]
-
-    for command in DRIFT.values():
-        host.run_expect([0], command)
-    assert host.check_output(MANAGED_STATE) != converged
-    repaired = run_ansible_playbook(SITE, "-l", host_name, timeout=1800)
-    output = repaired.stdout + repaired.stderr
-    assert repaired.returncode == 0, output[-3000:]
-    assert not site_check_found_converged(output, host_name), output[-3000:]
-    for drifted in DRIFT:
-        assert drifted in output, f"the check did not report {drifted}:\n{output[-3000:]}"
-    # The Postfix base is shared: the first role that finds it changed repairs it for both.
-    assert roles_applied(output, host_name) == ["stunnel", "sftp_drop", "mail_relay"], output[-3000:]
-    assert play_recap(output, host_name)["changed"] > 0
-    assert host.check_output(MANAGED_STATE) == converged
-
-    again = run_ansible_playbook(SITE, "-l", host_name)
-    output = again.stdout + again.stderr
-    assert again.returncode == 0, output[-3000:]
-    assert play_recap(output, host_name)["changed"] == 0, output[-3000:]
-    assert roles_applied(output, host_name) == [], output[-3000:]
