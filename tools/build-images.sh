@@ -7,7 +7,8 @@
 #   tools/build-images.sh --force    rebuild everything
 #
 # Images (all local, fully qualified):
-#   localhost/libsys-onprem/debian:12, :13   systemd as PID 1, python3, python3-apt
+#   localhost/libsys-onprem/debian:12, :13   systemd as PID 1, python3, python3-apt, sshd and an
+#                                            administrator "admin" with sudo (key mounted per run)
 #   localhost/libsys-onprem/peer:12          the simulated peers (tools preinstalled)
 set -euo pipefail
 
@@ -35,6 +36,36 @@ recipe_hash() {
 
 current_label() {
   podman image inspect --format "{{ index .Labels \"${LABEL}\" }}" "$1" 2>/dev/null || true
+}
+
+# The administrator Ansible connects as, the way campus hosts are managed: a non-root account
+# with sudo, reached with a key. The key is not in the image: each test run or lab makes its
+# own and mounts the public half read-only as /home/admin/.ssh/authorized_keys. Host keys are
+# not in the image either (every container would share them): a unit makes them at first boot.
+add_admin() {
+  local root=$1
+  chroot "${root}" useradd --create-home --shell /bin/bash --comment 'Administrator (test image)' admin
+  install -d -m 0700 "${root}/home/admin/.ssh"
+  chroot "${root}" chown admin:admin /home/admin/.ssh
+  printf 'admin ALL=(ALL:ALL) NOPASSWD: ALL\n' >"${root}/etc/sudoers.d/libsys-onprem-test-admin"
+  chmod 0440 "${root}/etc/sudoers.d/libsys-onprem-test-admin"
+  rm -f "${root}"/etc/ssh/ssh_host_*
+  cat >"${root}/etc/systemd/system/libsys-onprem-test-hostkeys.service" <<'UNIT'
+[Unit]
+Description=Generate this container's SSH host keys (test image)
+Before=ssh.service ssh.socket
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=ssh.service ssh.socket
+UNIT
+  mkdir -p "${root}/etc/systemd/system/ssh.service.wants" "${root}/etc/systemd/system/ssh.socket.wants"
+  ln -sf ../libsys-onprem-test-hostkeys.service "${root}/etc/systemd/system/ssh.service.wants/"
+  ln -sf ../libsys-onprem-test-hostkeys.service "${root}/etc/systemd/system/ssh.socket.wants/"
 }
 
 build_base() {
@@ -73,6 +104,7 @@ build_base() {
   mkdir -p "${root}/etc/systemd/logind.conf.d"
   printf '[Login]\nUserStopDelaySec=infinity\n' >"${root}/etc/systemd/logind.conf.d/libsys-onprem-test.conf"
   printf 'libsys-onprem-test\n' >"${root}/etc/hostname"
+  add_admin "${root}"
   chroot "${root}" apt-get update -qq >/dev/null
   chroot "${root}" apt-get clean
   tar -C "${root}" -c . | podman import --quiet \

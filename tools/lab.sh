@@ -23,11 +23,12 @@ export ANSIBLE_ROLES_PATH="${ROOT}/tests/peers/roles"
 export MOLECULE_PROJECT_DIRECTORY="${ROOT}"
 export MOLECULE_EPHEMERAL_DIRECTORY="${ROOT}/.build/lab"
 
-# name image address: one line per container of the lab. The vendor's ranges in the lab are
-# 203.0.113.144/28 (cloud, vendor mail relay), the campus is 203.0.113.160/27 (mail hub,
-# kiosk, ASRS); the outsider is in neither.
+# name image address [admin]: one line per container of the lab. The vendor's ranges in the lab
+# are 203.0.113.144/28 (cloud, vendor mail relay), the campus is 203.0.113.160/27 (mail hub,
+# kiosk, ASRS); the outsider is in neither. "admin": Ansible reaches it over SSH as the
+# administrator, with the lab's key (the others over the podman connection).
 readonly CONTAINERS=(
-  "lab-onprem localhost/libsys-onprem/debian:12 203.0.113.140"
+  "lab-onprem localhost/libsys-onprem/debian:12 203.0.113.140 admin"
   "lab-cloud localhost/libsys-onprem/peer:12 203.0.113.150"
   "lab-vendor-relay localhost/libsys-onprem/peer:12 203.0.113.151"
   "lab-mail-hub localhost/libsys-onprem/peer:12 203.0.113.170"
@@ -46,15 +47,27 @@ readonly HOST_ENTRIES=(
 
 log() { printf '[lab] %s\n' "$*" >&2; }
 
+# The administrator's key pair of this lab (made once per lab; `make lab-down` removes it).
+readonly ADMIN_KEY="${MOLECULE_EPHEMERAL_DIRECTORY}/ssh/admin"
+
+make_admin_key() {
+  [[ -f "${ADMIN_KEY}" ]] && return 0
+  mkdir -p "$(dirname "${ADMIN_KEY}")"
+  chmod 0700 "$(dirname "${ADMIN_KEY}")"
+  ssh-keygen -q -t ed25519 -N '' -C "libsys-onprem lab admin" -f "${ADMIN_KEY}"
+  rm -f "$(dirname "${ADMIN_KEY}")/known_hosts"
+}
+
 start_containers() {
+  make_admin_key
   if ! podman network exists "${NETWORK}"; then
     python3 "${ROOT}/tools/check-subnet.py" "${SUBNET}" || exit 1
     # No podman network DNS: nothing is forwarded off this machine (collection-env.sh).
     podman network create --disable-dns --subnet "${SUBNET}" "${NETWORK}" >/dev/null
   fi
-  local line name image address
+  local line name image address admin
   for line in "${CONTAINERS[@]}"; do
-    read -r name image address <<<"${line}"
+    read -r name image address admin <<<"${line}"
     if podman container exists "${name}"; then
       [[ "$(podman inspect -f '{{.State.Running}}' "${name}")" == "true" ]] || podman start "${name}" >/dev/null
       continue
@@ -63,17 +76,19 @@ start_containers() {
     local add_hosts=() entry offline=()
     for entry in "${HOST_ENTRIES[@]}"; do add_hosts+=(--add-host "${entry}"); done
     mapfile -t offline < <(python3 -c 'import json, os; print(*json.loads(os.environ["LIBSYS_PODMAN_RUN_ARGS"]), sep="\n")')
+    local admin_key=()
+    [[ -z "${admin}" ]] || admin_key=(-v "${ADMIN_KEY}.pub:/home/admin/.ssh/authorized_keys:ro")
     podman run -d --name "${name}" --hostname "${name}" "${add_hosts[@]}" "${offline[@]}" \
       --network "${NETWORK}" --ip "${address}" \
       --systemd=always --cap-add NET_ADMIN \
       --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
-      -v "/var/cache/libsys-onprem/apt/lab-${name}:/var/cache/apt/archives" \
+      -v "/var/cache/libsys-onprem/apt/lab-${name}:/var/cache/apt/archives" "${admin_key[@]}" \
       --label org.libsys.onprem.lab=1 \
       "${image}" /sbin/init >/dev/null
     log "started ${name} (${address})"
   done
   for line in "${CONTAINERS[@]}"; do
-    read -r name _ _ <<<"${line}"
+    read -r name _ _ _ <<<"${line}"
     local tries=0
     # "degraded" is fine: a peer image carries services (postfix) that its role configures later.
     until [[ "$(podman exec "${name}" systemctl is-system-running 2>/dev/null)" =~ ^(running|degraded)$ ]]; do
@@ -116,6 +131,7 @@ down() {
   ids=$(podman ps -aq --filter label=org.libsys.onprem.lab=1)
   [[ -z "${ids}" ]] || podman rm -f ${ids} >/dev/null
   ! podman network exists "${NETWORK}" || podman network rm "${NETWORK}" >/dev/null
+  rm -rf "$(dirname "${ADMIN_KEY}")"
   log "lab removed"
 }
 

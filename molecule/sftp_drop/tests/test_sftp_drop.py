@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import hosts_in, podman_host
@@ -182,6 +183,23 @@ def test_no_shell_and_no_tty(target) -> None:
     assert "uid=0" in ssh(client(), address, "root", "", "id", key="admin").stdout
     tty = ssh(client(), address, "vendor-sis", "-tt", "id", timeout=60)
     assert "PTY allocation request failed" in tty.stderr, tty.stderr
+
+
+def test_the_administrator_ansible_connects_as_keeps_a_shell(target) -> None:
+    """After side_effect's converge, which changed the drop-in, a new SSH connection of the
+    administrator Ansible connects as (from the controller, in sftp_drop_firewall_admin_sources)
+    gets a shell and sudo; side_effect checked the same after the first converge. A drop
+    account's key gets no shell (test_no_shell_and_no_tty)."""
+    _, address = target
+    key = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "ssh" / "admin"
+    result = subprocess.run(
+        ["ssh", *SSH_OPTS.split(), "-o", "ControlPath=none", "-i", str(key), f"admin@{address}", "sudo -n id -u"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "0", result.stderr
 
 
 def test_local_and_dynamic_forwarding_are_refused(target) -> None:
