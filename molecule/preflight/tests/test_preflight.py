@@ -100,11 +100,13 @@ def test_inbound_paths_are_probed_from_the_outside_host() -> None:
 
 
 def test_the_outside_host_really_connected_to_the_integration_host() -> None:
-    """The SSH and SMTP services of deb12 saw connections from the outside probe's address."""
+    """The SSH and SMTP services of deb12 saw connections from the outside probe's address (the
+    host's own sshd logs the probe, which reads its banner and closes)."""
     host = podman_host(DEB12)
-    for unit in ("peer-listener-sftp-drop", "peer-listener-mail-relay", "peer-listener-asrs-in"):
+    for unit in ("peer-listener-mail-relay", "peer-listener-asrs-in"):
         journal = host.check_output(f"journalctl -u {unit} --no-pager -o cat")
         assert f"connection from {OUTSIDE_ADDRESS}" in journal, unit
+    assert f"Connection closed by {OUTSIDE_ADDRESS} port" in host.check_output("journalctl -u ssh --no-pager -o cat")
 
 
 def test_without_an_outside_host_inbound_paths_are_listen_checks() -> None:
@@ -117,9 +119,10 @@ def test_without_an_outside_host_inbound_paths_are_listen_checks() -> None:
     assert rows["campus-ldaps"]["note"] == "probed from the host itself (no outside probe host)"
     # Listen checks do not connect: nobody ever connected to deb13's inbound services.
     host = podman_host(DEB13)
-    for unit in ("peer-listener-sftp-drop", "peer-listener-mail-relay", "peer-listener-asrs-in"):
+    for unit in ("peer-listener-mail-relay", "peer-listener-asrs-in"):
         journal = host.check_output(f"journalctl -u {unit} --no-pager -o cat")
         assert "connection from" not in journal, unit
+    assert OUTSIDE_ADDRESS not in host.check_output("journalctl -u ssh --no-pager -o cat")
 
 
 @pytest.mark.parametrize("host", HOSTS)
