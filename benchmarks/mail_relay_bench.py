@@ -216,16 +216,13 @@ PLAYBOOK = """---
     mail_relay_recipient_domains: [library.example.edu]
     mail_relay_bounce_address: bounces@library.example.edu
     mail_relay_report_dir: ""
-  tasks:
-    - name: Apply the role
-      ansible.builtin.import_role:
-        name: libsys.onprem.mail_relay
-    - name: Log to a file for the benchmark (a fragment of its own, as the contract says)
-      ansible.builtin.copy:
-        content: "maillog_file = /var/log/postfix-bench.log\\n"
-        dest: /etc/postfix/libsys/main.d/90-bench.cf
-        mode: "0644"
-      notify: libsys_onprem_postfix_assemble
+    # The role's entry, and a dependent of the benchmark's own that logs to a file.
+    postfix_dependents:
+      - "{{ mail_relay_postfix_dependent }}"
+      - {name: bench, main_cf: {maillog_file: /var/log/postfix-bench.log}}
+  roles:
+    - role: libsys.onprem.postfix
+    - role: libsys.onprem.mail_relay
 """
 
 

@@ -82,7 +82,10 @@ PLAYBOOK = """
 - name: Apply the print proxy for the benchmark
   hosts: proxy
   gather_facts: true
+  vars:
+    postfix_dependents: "{{ [print_proxy_postfix_dependent] }}"
   roles:
+    - role: libsys.onprem.postfix
     - role: libsys.onprem.print_proxy
 """
 

@@ -577,7 +577,7 @@ def test_smarthost_login_with_sasl() -> None:
     refused = swaks(vendor, "198.51.100.150", "--from", f"notices@{DOMAIN}", "--to", f"patron@{DOMAIN}", port=587)
     assert refused.rc != 0
     assert "554 5.7.1" in refused.stdout, refused.stdout[-600:]
-    password_file = podman_host("onprem-mr-deb13").file("/etc/postfix/libsys/mail_relay_relayhost_password")
+    password_file = podman_host("onprem-mr-deb13").file("/etc/postfix/libsys/mail_relay/relayhost_password")
     assert (password_file.user, password_file.group, password_file.mode) == ("root", "root", 0o600)
 
 
@@ -670,26 +670,27 @@ def test_direct_mx_delivery_spf_comparison_and_firewall_union() -> None:
     hub (TXT and MX records of the scenario's domains):
 
     1. direct delivery (no relayhost) and the SPF comparison against a matching TXT record,
-       with an entry added to print_proxy's client table: the firewall table takes the union;
-       the relay, pointed at the test DNS for this test only, delivers by MX lookup;
-    2. back to the smarthost, the TXT record now differs: reported, the play still passes,
-       and the firewall drops the outsider again;
+       with a second dependent of the shared Postfix whose firewall_sources hold the outsider:
+       the firewall table takes the union of the dependents'; the relay, pointed at the test
+       DNS for this test only, delivers by MX lookup;
+    2. back to the smarthost and to mail_relay alone, the TXT record now differs: reported,
+       the play still passes, the other dependent's map is gone and the firewall drops the
+       outsider again;
     3. check mode with mail_relay_spf_compare_fail: the difference fails the play.
     """
     name = "onprem-mr-deb12"
     relay = podman_host(name)
     dns = {"mail_relay_spf_compare_dns": True, "mail_relay_spf_dns_server": HUB}
-    print_proxy_table = "/etc/postfix/libsys/print_proxy_clients.cidr"
-    original_table = relay.check_output(f"cat {print_proxy_table}")
+    other = {"name": "other", "client_access": [f"{OUTSIDER}/32 OK"], "firewall_sources": [f"{OUTSIDER}/32"]}
+    dependents = {"postfix_dependents": ["{{ mail_relay_postfix_dependent }}", other]}
     original_resolv = relay.check_output("cat /etc/resolv.conf")
     try:
-        write_in(name, print_proxy_table, original_table + f"\n{OUTSIDER} OK\n")
-        first = run_playbook(name, {**dns, "mail_relay_relayhost": ""})
+        first = run_playbook(name, {**dns, **dependents, "mail_relay_relayhost": ""})
         assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
-        assert relay.check_output("cat /etc/postfix/libsys/mail_relay_transport").endswith("* libsys-mail_relay:")
+        assert relay.check_output("postmap -q '*' \"$(postconf -h transport_maps)\"") == "libsys-mail_relay:"
         spf = report(name)["spf"]
         assert (spf["matches_dns"], spf["published"], spf["lookup_error"]) == (True, [SPF_DEB12], None)
-        # The firewall follows print_proxy's client table too (the union of both roles').
+        # The firewall takes the other dependent's sources too (the union of the dependents').
         assert OUTSIDER in relay.check_output("nft list set inet libsys_postfix clients_v4")
         assert connect(outsider, RELAYS[name], 25).rc == 0
 
@@ -707,13 +708,13 @@ def test_direct_mx_delivery_spf_comparison_and_firewall_union() -> None:
         assert "MX example.edu" in hub.check_output("cat /root/libsys-test-dns.log")
     finally:
         relay.run(f"printf '%s\\n' {shlex.quote(original_resolv)} > /etc/resolv.conf")
-        write_in(name, print_proxy_table, original_table + "\n")
 
     set_zone(["v=spf1 ip4:192.0.2.99 -all", "unrelated=record"])
     second = run_playbook(name, dns)
     assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
-    assert relay.check_output("cat /etc/postfix/libsys/mail_relay_transport").endswith(
-        f"* libsys-mail_relay:[{HUB}]:25"
+    assert relay.check_output("postmap -q '*' \"$(postconf -h transport_maps)\"") == f"libsys-mail_relay:[{HUB}]:25"
+    assert OUTSIDER not in relay.check_output("postconf -h smtpd_client_restrictions"), (
+        "the other dependent is still in"
     )
     spf = report(name)["spf"]
     assert (spf["matches_dns"], spf["published"]) == (False, ["v=spf1 ip4:192.0.2.99 -all"])

@@ -681,7 +681,7 @@ def test_status_shows_a_failed_mailbox_delivery_until_it_is_delivered(name: str)
 
 
 STATE = (
-    "lpstat -v; cat /etc/postfix/main.cf /etc/postfix/libsys/print_proxy_* "
+    "lpstat -v; cat /etc/postfix/main.cf /etc/postfix/master.cf "
     "/etc/libsys-onprem/print-proxy/printers.json | sha256sum"
 )
 GOOD = {"name": "x1", "address": "x1@print.library.example.edu", "device_uri": "cups-pdf:/"}
