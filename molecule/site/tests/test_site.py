@@ -200,3 +200,50 @@ def test_check_diff_on_a_fresh_host_finishes_and_prints_no_secret(fresh_inventor
     assert not leaked, f"{len(leaked)} secret value(s) printed by --check --diff"
     assert "PRIVATE KEY" not in output
     assert host.check_output(FINGERPRINT) == before, "check mode changed the fresh host"
+
+
+# Drift planted by hand on converged hosts: a re-run of site.yml runs every task, so each is
+# repaired by the task that owns the thing, or the run fails and names it.
+DROP_IN_BEFORE_OURS = "/etc/ssh/sshd_config.d/00-aaa-local.conf"
+STRAY_CLIENT_TABLE = "/etc/postfix/libsys/maps/campus_relay.client_access.cidr"
+
+
+def test_a_drop_in_that_weakens_the_drop_accounts_fails_the_run_and_is_named() -> None:
+    """(a) A drop-in that sorts before the role's and, for the drop group, turns passwords on
+    and moves the chroot: sshd would apply it, so the run fails and names the file."""
+    host_name = "site-tunnels"
+    host = podman_host(host_name)
+    weaker = "Match Group sftp-drop\\n    PasswordAuthentication yes\\n    ChrootDirectory /srv\\n"
+    host.run_expect([0], f"printf '{weaker}' > {DROP_IN_BEFORE_OURS}")
+    try:
+        result = run_ansible_playbook(SITE, "-l", host_name, "--tags", "sftp")
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output[-3000:]
+        assert f"set by {DROP_IN_BEFORE_OURS}, which sshd reads before" in output, output[-3000:]
+        assert play_recap(output, host_name)["failed"] == 1, output[-3000:]
+    finally:
+        host.run_expect([0], f"rm -f {DROP_IN_BEFORE_OURS}")
+
+
+def test_planted_drift_is_repaired() -> None:
+    """(b) a client table of a role the host does not carry, letting everyone in; (c) a
+    firewall table deleted by hand; (d) a tunnel configuration edited by hand. One run of
+    site.yml repairs all three."""
+    aio, mail = podman_host("site-aio"), podman_host("site-mail")
+    wanted_sip2 = aio.check_output("sha256sum /etc/stunnel/libsys/sip2.conf")
+    mail.run_expect([0], f"printf '0.0.0.0/0 OK\\n' > {STRAY_CLIENT_TABLE}")
+    aio.run_expect([0], "nft delete table inet libsys_stunnel")
+    aio.run_expect([0], "printf 'debug = 7\\n' >> /etc/stunnel/libsys/sip2.conf")
+
+    result = run_ansible_playbook(SITE, "-l", "site-aio,site-mail")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert play_recap(output, "site-aio")["changed"] > 0 and play_recap(output, "site-mail")["changed"] > 0
+
+    assert mail.run(f"test -e {STRAY_CLIENT_TABLE}").rc == 1, "the stray client table is still there"
+    assert "campus_relay" not in mail.check_output("postconf -h smtpd_client_restrictions smtpd_relay_restrictions")
+    assert "table inet libsys_stunnel" in aio.check_output("nft list tables")
+    assert aio.check_output("sha256sum /etc/stunnel/libsys/sip2.conf") == wanted_sip2
+    # The tunnel runs on the repaired configuration, and its table drops the outsider again.
+    assert e2e.paths(PEERS)["sip2_gateways"].check(HOSTS["site-aio"], PEERS)
+    assert e2e.paths(PEERS)["sip2_source_restriction"].check(HOSTS["site-aio"], PEERS)
