@@ -205,7 +205,7 @@ def test_check_diff_on_a_fresh_host_finishes_and_prints_no_secret(fresh_inventor
 # Drift planted by hand on converged hosts: a re-run of site.yml runs every task, so each is
 # repaired by the task that owns the thing, or the run fails and names it.
 DROP_IN_BEFORE_OURS = "/etc/ssh/sshd_config.d/00-aaa-local.conf"
-STRAY_CLIENT_TABLE = "/etc/postfix/libsys/maps/campus_relay.client_access.cidr"
+STRAY_CLIENT_TABLE = "/etc/postfix/libsys/campus_relay_clients.cidr"
 
 
 def test_a_drop_in_that_weakens_the_drop_accounts_fails_the_run_and_is_named() -> None:
@@ -226,12 +226,17 @@ def test_a_drop_in_that_weakens_the_drop_accounts_fails_the_run_and_is_named() -
 
 
 def test_planted_drift_is_repaired() -> None:
-    """(b) a client table of a role the host does not carry, letting everyone in; (c) a
-    firewall table deleted by hand; (d) a tunnel configuration edited by hand. One run of
-    site.yml repairs all three."""
+    """(b) on the mail host, a client table of a role the host does not carry, letting everyone
+    in, and main.cf edited to let every client in; (c) a firewall table deleted by hand; (d) a
+    tunnel configuration edited by hand. One run of site.yml repairs all of them: main.cf is
+    rendered whole again and names no table but its own inline ones, so the stray file is read
+    by nothing."""
     aio, mail = podman_host("site-aio"), podman_host("site-mail")
+    wanted_main_cf = mail.check_output("sha256sum /etc/postfix/main.cf")
     wanted_sip2 = aio.check_output("sha256sum /etc/stunnel/libsys/sip2.conf")
     mail.run_expect([0], f"printf '0.0.0.0/0 OK\\n' > {STRAY_CLIENT_TABLE}")
+    widening = f"smtpd_client_restrictions = check_client_access cidr:{STRAY_CLIENT_TABLE}"
+    mail.run_expect([0], f"printf '%s\\n' '{widening}' >> /etc/postfix/main.cf")
     aio.run_expect([0], "nft delete table inet libsys_stunnel")
     aio.run_expect([0], "printf 'debug = 7\\n' >> /etc/stunnel/libsys/sip2.conf")
 
@@ -240,8 +245,8 @@ def test_planted_drift_is_repaired() -> None:
     assert result.returncode == 0, output[-3000:]
     assert play_recap(output, "site-aio")["changed"] > 0 and play_recap(output, "site-mail")["changed"] > 0
 
-    assert mail.run(f"test -e {STRAY_CLIENT_TABLE}").rc == 1, "the stray client table is still there"
-    assert "campus_relay" not in mail.check_output("postconf -h smtpd_client_restrictions smtpd_relay_restrictions")
+    assert mail.check_output("sha256sum /etc/postfix/main.cf") == wanted_main_cf
+    assert STRAY_CLIENT_TABLE not in mail.check_output("postconf -n")
     assert "table inet libsys_stunnel" in aio.check_output("nft list tables")
     assert aio.check_output("sha256sum /etc/stunnel/libsys/sip2.conf") == wanted_sip2
     # The tunnel runs on the repaired configuration, and its table drops the outsider again.
