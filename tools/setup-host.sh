@@ -72,7 +72,12 @@ find_python() {
   for candidate in "$(command -v "$name" 2>/dev/null)" \
       "${PYENV_ROOT:-${HOME}/.pyenv}"/versions/"${version}".*/bin/"$name" \
       /usr/bin/"$name" /usr/local/bin/"$name"; do
-    if [[ -n "$candidate" && -x "$candidate" ]] && "$candidate" -c 'pass' 2>/dev/null; then
+    [[ -n "$candidate" && -x "$candidate" ]] || continue
+    # Never a virtualenv of this checkout (make puts .venv/bin first on PATH): it is about to be
+    # recreated. Its interpreter's real path is the base Python it was made from.
+    candidate=$(readlink -f "$candidate")
+    [[ "$candidate" != "${ROOT}/"* ]] || continue
+    if "$candidate" -c 'pass' 2>/dev/null; then
       printf '%s' "$candidate"
       return 0
     fi
