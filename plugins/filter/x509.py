@@ -58,7 +58,7 @@ def x509_chain_problem(chain_pem: Any, bundle_pem: Any) -> str:
     anchors = _certificates(bundle_pem, "the CA bundle")
     intermediates = chain[1:]
     current = chain[0]
-    for _ in range(len(intermediates) + 1):
+    for _hop in range(len(intermediates) + 1):
         if any(_issued_by(current, anchor) for anchor in anchors):
             return ""
         issuer = next((cert for cert in intermediates if _issued_by(current, cert)), None)
