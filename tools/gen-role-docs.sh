@@ -22,7 +22,17 @@ for role in "${ROOT}"/roles/*/; do
   # Keep aar-doc's "Role Arguments" section only (the README has its own prose), one level
   # down so it sits under the README's "## Variables".
   awk '/^## Role Arguments/ { keep = 1; next } /^## / { keep = 0 } keep' "${tmp}/${name}.md" \
-    | sed 's/^### Entrypoint: /### Entry point: /' >"${tmp}/${name}.table"
+    | sed 's/^### Entrypoint: /### Entry point: /' \
+    | awk '
+        # The validate entry point takes the options of main (a YAML anchor): its prose stays,
+        # its tables would repeat main'"'"'s, so they become one line.
+        /^### Entry point: / { validate = ($0 == "### Entry point: validate"); said = 0 }
+        validate && /^(\||#### )/ {
+          if (!said) { print "Options: the same as the `main` entry point'"'"'s above."; print ""; said = 1 }
+          next
+        }
+        validate && said && /^$/ { next }
+        { print }' >"${tmp}/${name}.table"
   mv "${tmp}/${name}.table" "${tmp}/${name}.md"
   awk -v table="${tmp}/${name}.md" '
     /^<!-- BEGIN ARGUMENT SPECS -->$/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
