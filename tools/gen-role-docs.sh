@@ -25,7 +25,9 @@ for role in "${ROOT}"/roles/*/; do
     | sed 's/^### Entrypoint: /### Entry point: /' \
     | awk '
         # The validate entry point takes the options of main (a YAML anchor): its prose stays,
-        # its tables would repeat main'"'"'s, so they become one line.
+        # its tables would repeat main'"'"'s, so they become one line. aar-doc links the shared
+        # options to the last entry point'"'"'s tables: point the links at main'"'"'s.
+        { gsub(/\(#options-for-validate--/, "(#options-for-main--") }
         /^### Entry point: / { validate = ($0 == "### Entry point: validate"); said = 0 }
         validate && /^(\||#### )/ {
           if (!said) { print "Options: the same as the `main` entry point'"'"'s above."; print ""; said = 1 }
