@@ -95,7 +95,10 @@ stage_build() {
 
 run_scenario() {
   local s=$1 start=$SECONDS log="${LOG_DIR}/molecule-$1.log"
-  if molecule test -s "${s}" >"${log}" 2>&1 && ! grep -q 'no tests found' "${log}"; then
+  # Each scenario has a deadline (a hung step must not hold CI until its own limit); its
+  # sequence starts with destroy, so what a killed run leaves is removed by the next.
+  if timeout --kill-after=60 "${MOLECULE_SCENARIO_TIMEOUT:-2400}" molecule test -s "${s}" >"${log}" 2>&1 \
+    && ! grep -q 'no tests found' "${log}"; then
     echo "--- molecule ${s}: passed in $((SECONDS - start)) s ($(grep -hoE '[0-9]+ passed[^=]*' "${log}" | tail -n1))"
   else
     echo "--- molecule ${s}: FAILED in $((SECONDS - start)) s; why, from .build/test-logs/molecule-${s}.log:"
