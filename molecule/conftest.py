@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,41 @@ def hosts_in(group: str) -> list[str]:
 
 def podman_host(name: str) -> testinfra.host.Host:
     return testinfra.get_host(f"podman://{name}")
+
+
+# A TCP connect from inside a container, told apart: "open", "refused" (a reset: nothing
+# listens, or a reject) or "timeout" (2 s without an answer: a drop).
+CONNECT_OUTCOME = (
+    "import socket, sys\n"
+    "try:\n"
+    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
+    '    print("open")\n'
+    "except TimeoutError:\n"
+    '    print("timeout")\n'
+    "except ConnectionRefusedError:\n"
+    '    print("refused")\n'
+)
+
+
+def connect_outcome(client: testinfra.host.Host, address: str, port: int) -> str:
+    """What a TCP connect from `client` to address:port meets: open, refused or timeout."""
+    return client.check_output(f"python3 -c {shlex.quote(CONNECT_OUTCOME)} {address} {port}")
+
+
+def stored_messages(store_host: testinfra.host.Host, store: str, message_id: str, timeout: float = 90) -> list[dict]:
+    """The deliveries a peer_mail_hub stored in `store` (its envelope JSON, plus "path" of the
+    message) whose text holds message_id, waiting up to timeout seconds for the first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = store_host.run(f"grep -l -F {shlex.quote(message_id)} {store}/*.eml")
+        if found.rc == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    deliveries = []
+    for eml in found.stdout.split():
+        envelope = json.loads(store_host.check_output(f"cat {eml[:-4]}.json"))
+        deliveries.append(envelope | {"path": eml})
+    return deliveries
 
 
 def host_address(name: str) -> str:
