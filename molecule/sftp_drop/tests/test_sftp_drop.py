@@ -270,6 +270,22 @@ def test_symlink_and_hardlink_creation_is_denied(target) -> None:
     assert not host.file(f"/srv/sftp-drop/vendor-sis/incoming/hard-{tag}").exists
 
 
+def test_accounts_cannot_change_modes(target) -> None:
+    """chmod of an uploaded file or of the account's incoming directory (777 would open it to
+    every local user until the next run) is refused and changes nothing."""
+    name, address = target
+    tag = uuid.uuid4().hex[:8]
+    peer, host = client(), podman_host(name)
+    incoming = "/srv/sftp-drop/vendor-sis/incoming"
+    peer.check_output(f"echo x > /tmp/mode-{tag}")
+    assert sftp_batch(peer, address, "vendor-sis", [f"put /tmp/mode-{tag} incoming/mode-{tag}"]).rc == 0
+    before = host.check_output(f"stat -c %a {incoming}/mode-{tag} {incoming}")
+    for command in (f"chmod 755 incoming/mode-{tag}", "chmod 777 incoming"):
+        attempt = sftp_batch(peer, address, "vendor-sis", [command])
+        assert attempt.rc != 0 and "Permission denied" in attempt.stderr, (command, attempt.stderr)
+    assert host.check_output(f"stat -c %a {incoming}/mode-{tag} {incoming}") == before
+
+
 def test_password_login_is_not_offered_to_drop_accounts(target) -> None:
     _, address = target
     no_key = "-o PubkeyAuthentication=no -o PreferredAuthentications=password,keyboard-interactive"
