@@ -17,6 +17,16 @@ for role in "${ROOT}"/roles/*/; do
   [[ -f "$readme" ]] || { echo "roles/${name}/README.md: missing"; rc=1; continue; }
   grep -q '^<!-- BEGIN ARGUMENT SPECS -->$' "$readme" && grep -q '^<!-- END ARGUMENT SPECS -->$' "$readme" \
     || { echo "roles/${name}/README.md: needs the BEGIN/END ARGUMENT SPECS marker lines"; rc=1; continue; }
+  # aar-doc writes "No arguments are defined" for a file it cannot parse: stop instead.
+  "${ROOT}/.venv/bin/python" - "${role}meta/argument_specs.yml" <<'PY' || { rc=1; continue; }
+import sys
+import yaml
+try:
+    specs = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))["argument_specs"]
+    assert specs, "no entry points"
+except Exception as error:  # noqa: BLE001 - any reason, one message
+    sys.exit("%s: cannot be read (%s)" % (sys.argv[1], str(error).replace("\n", " ")))
+PY
   "${ROOT}/.venv/bin/aar-doc" --output-file "${tmp}/${name}.md" --output-template '{{ content }}' \
     --output-mode replace "$role" markdown >/dev/null
   # Keep aar-doc's "Role Arguments" section only (the README has its own prose), one level
