@@ -5,7 +5,7 @@
 """Benchmark libsys.onprem.mail_relay against a stock Debian Postfix relay, same TLS.
 
 Everything runs in podman containers this script creates on its own network
-(bench-mail_relay-net, 198.51.100.224/27, the benchmarks' documentation range) and removes at
+(bench-mail_relay-net, 198.51.100.240/28, the benchmarks' documentation range) and removes at
 the end:
 
   source  (peer image)  a Python SMTP client, N parallel connections, STARTTLS, several
@@ -41,8 +41,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PREFIX = "bench-mail_relay"
 NETWORK = f"{PREFIX}-net"
-# The benchmarks' /27 of the documentation range 198.51.100.0/24 (CONTRIBUTING, Tests).
-SUBNET = "198.51.100.224/27"
+# The benchmarks' /28 of the documentation range 198.51.100.0/24 (CONTRIBUTING, Tests).
+SUBNET = "198.51.100.240/28"
 # Filled in by start_containers() from podman: each container's address.
 ADDR = {"sink": "", "source": "", "relay": "", "stock": ""}
 IMAGES = {

@@ -5,7 +5,7 @@
 """Benchmark libsys.onprem.print_proxy: slips per minute and latency per slip.
 
 Everything runs in podman containers this script creates on its own network
-(bench-print_proxy-net, 198.51.100.224/27; 192.0.2.0/24 is this machine's own LAN) and removes at the end:
+(bench-print_proxy-net, 198.51.100.240/28; 192.0.2.0/24 is this machine's own LAN) and removes at the end:
 
   proxy   (Debian 12)   libsys.onprem.print_proxy applied with ansible-playbook, one cups-pdf:/
                         printer (the slips end up as PDF files, as in the Molecule scenario)
@@ -43,8 +43,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PREFIX = "bench-print_proxy"
 NETWORK = f"{PREFIX}-net"
-SUBNET = "198.51.100.224/27"
-ADDR = {"proxy": "198.51.100.234", "source": "198.51.100.240"}
+SUBNET = "198.51.100.240/28"
+ADDR = {"proxy": "198.51.100.244", "source": "198.51.100.245"}
 IMAGES = {"proxy": "localhost/libsys-onprem/debian:12", "source": "localhost/libsys-onprem/peer:12"}
 APT_CACHE = "/var/cache/libsys-onprem/apt/print_proxy-12"
 PRINTER = "bench-printer@print.library.example.edu"

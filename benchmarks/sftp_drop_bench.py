@@ -5,7 +5,7 @@
 """Benchmark libsys.onprem.sftp_drop: SFTP throughput into a chrooted drop account versus an
 unrestricted account on the same sshd and host.
 
-Creates its own podman network (198.51.100.224/27, the benchmarks' subnet) and two
+Creates its own podman network (198.51.100.240/28, the benchmarks' subnet) and two
 containers (names bench-sftp_drop-*), applies the role to the server container with
 ansible-playbook (podman connection), adds an ordinary login account with a home directory to
 the same sshd, then from the client container uploads and downloads a file (1 GiB by
@@ -38,7 +38,7 @@ from offline_containers import NETWORK_OPTIONS, container_options
 
 PREFIX = "bench-sftp_drop"
 NETWORK = f"{PREFIX}-net"
-SUBNET = "198.51.100.224/27"
+SUBNET = "198.51.100.240/28"
 SERVER = f"{PREFIX}-server"
 CLIENT = f"{PREFIX}-client"
 SERVER_ADDRESS = "198.51.100.250"

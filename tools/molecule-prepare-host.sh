@@ -1,7 +1,7 @@
 #!/bin/bash
 # Molecule "dependency" step of every scenario (see .config/molecule/config.yml): creates the
 # scenario's podman network with a fixed subnet (the /27 of documentation range holding its
-# first platform address, see CONTRIBUTING.md) and the apt cache directories its platforms
+# first platform address, or the /28 when that holds them all; see CONTRIBUTING.md) and the apt cache directories its platforms
 # mount. The podman driver cannot be given a subnet in molecule.yml, and without one the
 # platforms' fixed addresses would not fit the network it makes. It also makes the run's
 # administrator key for SSH. Idempotent.
@@ -10,6 +10,7 @@ file=${1:?usage: $0 SCENARIO_DIR/molecule.yml EPHEMERAL_DIR}
 ephemeral=${2:?usage: $0 SCENARIO_DIR/molecule.yml EPHEMERAL_DIR}
 network=$(awk '$1 == "network:" {print $2; exit}' "$file")
 address=$(awk '$1 == "ip:" {print $2; exit}' "$file")
+addresses=$(awk '$1 == "ip:" {print $2}' "$file")
 # Without podman's network DNS (--disable-dns): it would forward what it cannot answer (the
 # SMTP servers' reverse lookups of their clients, for one) to this host's upstream resolver.
 # The containers get a resolver that fails at once instead (extra_opts in molecule.yml).
@@ -20,7 +21,13 @@ if [[ -n "$network" ]] && podman network exists "$network" \
 fi
 if [[ -n "$network" && -n "$address" ]] && ! podman network exists "$network"; then
   IFS=. read -r a b c d <<<"$address"
-  subnet="${a}.${b}.${c}.$((d / 32 * 32))/27"
+  # The /28 holding the first address when every address is in it (the postfix scenario
+  # shares a /27 with the benchmarks), else the /27.
+  subnet="${a}.${b}.${c}.$((d / 16 * 16))/28"
+  for other in $addresses; do
+    [[ "${other%.*}" == "${a}.${b}.${c}" && $((${other##*.} / 16)) -eq $((d / 16)) ]] \
+      || subnet="${a}.${b}.${c}.$((d / 32 * 32))/27"
+  done
   python3 "$(dirname "${BASH_SOURCE[0]}")/check-subnet.py" "$subnet"
   podman network create --disable-dns --subnet "$subnet" "$network" >/dev/null
   echo "created podman network ${network} (${subnet}, no DNS)"
