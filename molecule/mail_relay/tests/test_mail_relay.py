@@ -11,12 +11,11 @@ import json
 import os
 import shlex
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import podman_host, run_ansible_playbook, venv_tool
+from conftest import podman_host, run_ansible_playbook, stored_messages, venv_tool
 
 RELAYS = {
     "onprem-mr-deb12": "198.51.100.138",
@@ -76,20 +75,13 @@ def send(
     return message_id, result
 
 
+# How the hub's pipe(8) delivery writes the null sender of a bounce (its null_sender default).
+NULL_SENDER = "MAILER-DAEMON"
+
+
 def stored(message_id: str, timeout: float = 90) -> list[dict]:
-    """The hub's stored deliveries (envelope + raw message) whose text contains message_id."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = hub.run(f"grep -l -F {shlex.quote(message_id)} {HUB_STORE}/*.eml")
-        if found.rc == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    deliveries = []
-    for eml in found.stdout.split():
-        envelope = json.loads(hub.check_output(f"cat {eml[:-4]}.json"))
-        envelope["path"] = eml
-        deliveries.append(envelope)
-    return deliveries
+    """The hub's stored deliveries (envelope and path) whose text contains message_id."""
+    return stored_messages(hub, HUB_STORE, message_id, timeout)
 
 
 def dkim_public_key(relay: str, domain: str) -> str:
@@ -118,8 +110,10 @@ def test_postfix_and_opendkim_run(name: str) -> None:
     host = podman_host(name)
     assert host.run("postfix status").rc == 0
     assert host.service("opendkim.service").is_running
-    # The mail_relay fragment made it into the live configuration.
-    assert "opendkim.sock" in host.check_output("postconf -h smtpd_milters")
+    # OpenDKIM is the milter of the relay pass only: the public listener, which also takes
+    # mail for other dependents (print_proxy's printers), has none.
+    assert "opendkim.sock" in host.check_output("postconf -P -h 127.0.0.1:10026/inet/smtpd_milters")
+    assert host.check_output("postconf -h smtpd_milters") == ""
 
 
 @pytest.mark.parametrize("name", sorted(RELAYS))
@@ -371,7 +365,7 @@ def test_outage_messages_delivered_exactly_once(name: str) -> None:
 def test_hub_5xx_bounces_to_the_envelope_sender(name: str) -> None:
     message_id, result = send(vendor, RELAYS[name], f"notices@{DOMAIN}", f"reject-me@{DOMAIN}")
     assert result.rc == 0, result.stdout  # accepted by the relay, refused by the hub
-    bounces = [d for d in stored(message_id) if d["sender"] in ("", "MAILER-DAEMON")]
+    bounces = [d for d in stored(message_id) if d["sender"] == NULL_SENDER]
     assert len(bounces) == 1
     assert bounces[0]["recipient"] == f"notices@{DOMAIN}"
     assert "550 5.1.1" in hub.check_output(f"cat {bounces[0]['path']}")
@@ -383,21 +377,29 @@ def test_bounce_of_a_foreign_sender_comes_home(name: str) -> None:
         vendor, RELAYS[name], "alma-noreply@vendor.example.org", f"reject-me@{DOMAIN}", header_from=f"notices@{DOMAIN}"
     )
     assert result.rc == 0, result.stdout
-    bounces = [d for d in stored(message_id) if d["sender"] in ("", "MAILER-DAEMON")]
+    bounces = [d for d in stored(message_id) if d["sender"] == NULL_SENDER]
     assert len(bounces) == 1
     assert bounces[0]["recipient"] == f"bounces@{DOMAIN}"
 
 
-def test_header_from_policy_require_refuses_foreign_from() -> None:
-    _, refused = send(
+def test_header_from_policy_require_returns_foreign_from_to_its_sender() -> None:
+    """`require` is applied in the relay pass, after the public listener accepted the message
+    (that listener also takes print_proxy's mail, which no From policy may touch): the message
+    is not relayed, and its envelope sender gets a bounce with the reason at once (a permanent
+    refusal, not retried). The bounce itself passes the policy and reaches the hub."""
+    message_id, result = send(
         vendor,
         RELAYS["onprem-mr-deb13"],
         f"notices@{DOMAIN}",
         f"patron@{DOMAIN}",
         header_from="someone@outside.example.org",
     )
-    assert refused.rc != 0
-    assert "From header must be an address of the institution" in refused.stdout
+    assert result.rc == 0, result.stdout
+    deliveries = stored(message_id)
+    assert [(d["sender"], d["recipient"]) for d in deliveries] == [(NULL_SENDER, f"notices@{DOMAIN}")], deliveries
+    bounce = " ".join(hub.check_output(f"cat {deliveries[0]['path']}").split())  # unfolded
+    assert "said: 550 5.7.1 The From header must be an address of the institution" in bounce, bounce[-2000:]
+    assert podman_host("onprem-mr-deb13").check_output("postqueue -j | wc -l") == "0"
 
 
 def header(text: str, name: str) -> str:
@@ -687,7 +689,7 @@ def test_direct_mx_delivery_spf_comparison_and_firewall_union() -> None:
     try:
         first = run_playbook(name, {**dns, **dependents, "mail_relay_relayhost": ""})
         assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
-        assert relay.check_output("postmap -q '*' \"$(postconf -h transport_maps)\"") == "libsys-mail_relay:"
+        assert relay.check_output("postconf -P -h 127.0.0.1:10026/inet/content_filter") == "libsys-mail_relay:"
         spf = report(name)["spf"]
         assert (spf["matches_dns"], spf["published"], spf["lookup_error"]) == (True, [SPF_DEB12], None)
         # The firewall takes the other dependent's sources too (the union of the dependents').
@@ -699,10 +701,11 @@ def test_direct_mx_delivery_spf_comparison_and_firewall_union() -> None:
         assert result.rc == 0, result.stdout
         deliveries = stored(message_id)
         assert [d["recipient"] for d in deliveries] == ["patron@example.edu"]
+        # The relay pass's queue id: the second cleanup line of the message.
         queue_id = relay.check_output(
-            f"journalctl -o cat | grep -F 'message-id=<{message_id}>' | head -n1 | cut -d: -f1"
+            f"journalctl -o cat | grep -F 'message-id=<{message_id}>' | sed -n 2p | cut -d: -f1"
         )
-        assert queue_id, "no cleanup log line for the message"
+        assert queue_id, "no log line of the relay pass's cleanup for the message"
         log = relay.check_output(f"journalctl -o cat | grep -F '{queue_id}: to=<patron@example.edu>'")
         assert f"relay=hub.example.edu[{HUB}]:25" in log and "status=sent" in log, log
         assert "MX example.edu" in hub.check_output("cat /root/libsys-test-dns.log")
@@ -712,7 +715,7 @@ def test_direct_mx_delivery_spf_comparison_and_firewall_union() -> None:
     set_zone(["v=spf1 ip4:192.0.2.99 -all", "unrelated=record"])
     second = run_playbook(name, dns)
     assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
-    assert relay.check_output("postmap -q '*' \"$(postconf -h transport_maps)\"") == f"libsys-mail_relay:[{HUB}]:25"
+    assert relay.check_output("postconf -P -h 127.0.0.1:10026/inet/content_filter") == f"libsys-mail_relay:[{HUB}]:25"
     assert OUTSIDER not in relay.check_output("postconf -h smtpd_client_restrictions"), (
         "the other dependent is still in"
     )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -200,6 +202,60 @@ def test_check_diff_on_a_fresh_host_finishes_and_prints_no_secret(fresh_inventor
     assert not leaked, f"{len(leaked)} secret value(s) printed by --check --diff"
     assert "PRIVATE KEY" not in output
     assert host.check_output(FINGERPRINT) == before, "check mode changed the fresh host"
+
+
+def _relay_from_the_vendor(sender: str, header_from: str) -> list[dict]:
+    """Send one notice from the vendor's relay through site-mail to the campus; return what the
+    hub stored for it (envelope and path), waiting up to 60 s for at least one message."""
+    message_id = f"{uuid.uuid4().hex}@site.example.org"
+    swaks = [
+        "swaks", "--server", HOSTS["site-mail"].address, "--port", "25", "--tls", "--timeout", "20",
+        "--helo", "relay.vendor.example.org", "--from", sender, "--to", "patron@library.example.edu",
+        "--header", f"Message-Id: <{message_id}>", "--header", f"From: Library <{header_from}>",
+        "--header", "Subject: Hold request ready for pickup", "--body", "Your hold request is ready.",
+    ]  # fmt: skip
+    sent = e2e.in_container(PEERS.vendor_relay, shlex.join(swaks))
+    assert sent.returncode == 0, sent.stdout[-2000:]
+
+    def found() -> str | None:
+        files = e2e.in_container(PEERS.mail_hub, f"grep -l -F {shlex.quote(message_id)} {e2e.HUB_MAIL_DIR}/*.eml")
+        return files.stdout if files.returncode == 0 else None
+
+    stored = []
+    for path in (e2e.wait_until(found, timeout=60, interval=2) or "").split():
+        envelope = json.loads(e2e.in_container(PEERS.mail_hub, f"cat {path[:-4]}.json").stdout)
+        stored.append(envelope | {"path": path})
+    return stored
+
+
+def test_shared_mail_host_rewrites_and_signs_relayed_mail_and_leaves_slips_alone() -> None:
+    """site-mail carries mail_relay (bounce mailbox, From policy `require`) and print_proxy
+    (a printer that takes slips from @vendor.example.org only) on one Postfix. A slip from the
+    vendor's address prints, and the print handler saw that sender; relayed mail from the same
+    address leaves with the bounce mailbox as its envelope sender and a valid DKIM signature;
+    relayed mail with a From outside the institution is returned to its sender."""
+    mail = podman_host("site-mail")
+    slip = e2e.paths(PEERS)["print_proxies"]
+    since = mail.check_output("date +%s")
+    assert slip.check(HOSTS["site-mail"], PEERS)
+    handled = mail.check_output(f"journalctl --since @{since} -o cat -t libsys-print-proxy")
+    assert "printer=circdesk sender=alma@vendor.example.org " in handled and "outcome=printed" in handled, handled
+
+    relayed = _relay_from_the_vendor("alma@vendor.example.org", "notices@library.example.edu")
+    assert [(d["sender"], d["recipient"]) for d in relayed] == [
+        ("bounces@library.example.edu", "patron@library.example.edu")
+    ]
+    key = mail.check_output(f"openssl pkey -in {e2e.DKIM_KEY} -pubout -outform DER | base64 -w0")
+    verdict = e2e.in_container(PEERS.mail_hub, f"python3 -c {shlex.quote(e2e.DKIM_VERIFY)} {relayed[0]['path']} {key}")
+    assert verdict.stdout.strip() == "valid", verdict.stdout + verdict.stderr
+
+    returned = _relay_from_the_vendor("notices@library.example.edu", "someone@outside.example.org")
+    # The bounce: the null sender, as the hub's pipe(8) delivery writes it.
+    assert [(d["sender"], d["recipient"]) for d in returned] == [("MAILER-DAEMON", "notices@library.example.edu")], (
+        returned
+    )
+    bounce = " ".join(e2e.in_container(PEERS.mail_hub, f"cat {returned[0]['path']}").stdout.split())
+    assert "550 5.7.1 The From header must be an address of the institution" in bounce, bounce[-2000:]
 
 
 # Drift planted by hand on converged hosts: a re-run of site.yml runs every task, so each is
