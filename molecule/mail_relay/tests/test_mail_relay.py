@@ -771,6 +771,15 @@ BAD_INPUT = [
     ({"mail_relay_relayhost": "smtp example.edu"}, "mail_relay_relayhost"),
     ({"mail_relay_relayhost": "[smtp.example.edu:25"}, "mail_relay_relayhost"),
     ({"mail_relay_smtp_tls_security_level": "may"}, "mail_relay_allow_plaintext_fallback"),
+    ({"mail_relay_smtp_tls_security_level": "dane"}, "dane and dane-only need mail_relay_smtp_dnssec: true"),
+    (
+        {
+            "mail_relay_relayhost_sasl_username": "relay12",
+            "mail_relay_relayhost_sasl_password": "molecule-test-only-secret",
+            "mail_relay_smtp_tls_security_level": "encrypt",
+        },
+        "only with mail_relay_smtp_tls_security_level verify or secure",
+    ),
     ({"mail_relay_spf_includes": [f"spf{i}.example.org" for i in range(11)]}, "fails the lint"),
     ({"mail_relay_spf_mechanisms": ["-all"]}, "fails the lint"),
     ({"mail_relay_header_from_address": "notices@outside.example.org"}, "mail_relay_header_from_address"),
