@@ -133,6 +133,10 @@ def test_5001_accepts_the_clouds_client_certificate(name: str, cloud) -> None:
     [
         (f"--ca {TLS}/vendor-ca.crt", "no client certificate"),
         (f"--cert {TLS}/foreign-client.crt --key {TLS}/foreign-client.key", "client certificate of a foreign CA"),
+        (
+            f"--cert {TLS}/other-tenant-client.crt --key {TLS}/other-tenant-client.key --ca {TLS}/vendor-ca.crt",
+            "client certificate of another tenant from the vendor's CA",
+        ),
         (GOOD_CLIENT + " --tls 1.1", "TLS 1.1"),
         (GOOD_CLIENT + " --tls 1.2 --ciphers AES128-SHA", "non-intermediate cipher AES128-SHA"),
         (GOOD_CLIENT + " --tls 1.2 --ciphers ECDHE-RSA-AES128-SHA", "non-intermediate cipher ECDHE-RSA-AES128-SHA"),

@@ -33,6 +33,7 @@ GOOD_TUNNELS = [
         "accept_port": 5001,
         "connect_host": "198.51.100.78",
         "connect_port": 4000,
+        "check_host": "cloud-client.example.org",
         "allowed_sources": ["198.51.100.80/29", "198.51.100.65/32"],
     },
 ]
@@ -52,6 +53,10 @@ BAD_INPUT = [
     (
         {"stunnel_tunnels": tunnels(1, mode="bridge")},
         ["stunnel_tunnels[1] (name: sip2-foreign-ca): mode 'bridge' is not one of client, server"],
+    ),
+    (
+        {"stunnel_tunnels": tunnels(3, check_host="")},
+        ["stunnel_tunnels[3] (name: asrs-in): a server tunnel needs check_host, the name on the cloud's client"],
     ),
     ({"stunnel_tunnels": tunnels(accept_port=70000)}, ["stunnel_tunnels[0] (name: sip2)", "70000 is outside 1-65535"]),
     (
@@ -82,6 +87,7 @@ BAD_INPUT = [
     BAD_INPUT,
     ids=[
         "unknown-mode",
+        "server-without-check-host",
         "port-out-of-range",
         "invalid-cidr",
         "cidr-host-bits",
