@@ -131,6 +131,25 @@ def test_transfers_are_logged_to_the_journal(target) -> None:
     assert uids == [str(relay_user.uid)] * 4, uids  # real, effective, saved and filesystem
 
 
+def test_only_drop_accounts_may_write_to_the_jail_log_socket(target) -> None:
+    """The jails' syslog sockets take datagrams from the drop group only (the test above shows
+    the accounts' lines arriving): another local user is refused by the kernel."""
+    name, _ = target
+    host = podman_host(name)
+    socket_path = "/srv/sftp-drop/vendor-sis/dev/log"
+    assert host.check_output(f"stat -c '%U %G %a' {socket_path}") == "root sftp-drop 660"
+    send = (
+        "import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+        "s.sendto(b'<38>internal-sftp[1]: forged', sys.argv[1])"
+    )
+    # The path is open to everyone: the socket's group is what tells the two users apart.
+    member = host.run(f"runuser -u vendor-sis -- python3 -c {shlex.quote(send)} {socket_path}")
+    assert member.rc == 0, member.stderr
+    outsider = host.run(f"runuser -u nobody -- python3 -c {shlex.quote(send)} {socket_path}")
+    assert outsider.rc != 0
+    assert "PermissionError" in outsider.stderr, outsider.stderr
+
+
 def test_hook_runs_when_a_file_lands_in_incoming(target) -> None:
     name, address = target
     tag = f"hooked-{uuid.uuid4().hex[:8]}.txt"
