@@ -76,7 +76,7 @@ def bare_uses(expression: str, names: set[str]) -> list[str]:
 
 def role_sources():
     for path in sorted(ROLES.glob("*/*/**/*")):
-        if not path.is_file() or path.parts[len(ROLES.parts) + 1] == "meta":
+        if not path.is_file() or path.parts[len(ROLES.parts) + 1] == "meta" or "__pycache__" in path.parts:
             continue
         yield path
 

@@ -515,12 +515,8 @@ def test_handler_limits_bounce_and_keep_the_message(name: str, build, reason: st
     assert not host.file("/tmp/pwn-limits").exists  # noqa: S108 - what the hostile names try
 
 
-@pytest.mark.parametrize("name", HOSTS)
-def test_deeply_nested_multipart_is_bounced_and_kept(name: str) -> None:
-    host = podman_host(name)
-    text = token()
-    msgid = f"<{uuid.uuid4().hex}@molecule.example.org>"
-    depth = 60
+def nested_message(msgid: str, text: str, depth: int) -> bytes:
+    """A message for circdesk with `depth` multipart/mixed levels around one text part."""
     lines = [
         f"From: {VENDOR_SENDER}",
         f"To: {CIRCDESK}",
@@ -533,11 +529,66 @@ def test_deeply_nested_multipart_is_bounced_and_kept(name: str) -> None:
     lines += ["Content-Type: text/plain", "", text]
     for level in reversed(range(depth)):
         lines += [f"--b{level}--"]
-    raw = ("\r\n".join(lines) + "\r\n").encode()
-    result = send(vendor, name, raw, recipient=CIRCDESK)
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def punycode_message(msgid: str, size: int) -> bytes:
+    """A text/plain body of `size` bytes in charset punycode, whose decoder takes quadratic time
+    (1.2 MB used to exhaust the handler's 120 s of CPU)."""
+    lines = [
+        f"From: {VENDOR_SENDER}",
+        f"To: {CIRCDESK}",
+        "Subject: slip",
+        f"Message-Id: {msgid}",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=punycode",
+        "Content-Transfer-Encoding: 8bit",
+        "",
+    ]
+    body = b"\r\n".join(b"a" * 70 + b"-" + b"9" * 7 for _ in range(size // 80))
+    return ("\r\n".join(lines) + "\r\n").encode() + body + b"\r\n"
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_deeply_nested_multipart_is_bounced_and_kept(name: str) -> None:
+    """20 levels (print_proxy_max_mime_depth is 6, the part count of 50 not reached): refused
+    on the raw message, before the parser sees it."""
+    host = podman_host(name)
+    text = token()
+    msgid = f"<{uuid.uuid4().hex}@molecule.example.org>"
+    result = send(vendor, name, nested_message(msgid, text, 20), recipient=CIRCDESK)
     assert result.rc == 0, result.stdout
-    dead_lettered(host, msgid, "nesting")
+    dead_lettered(host, msgid, "MIME nesting deeper than 6")
     assert printed_with(host, text, timeout=5) == []
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_expensive_mail_is_refused_for_good_and_the_next_slip_prints(name: str) -> None:
+    """A 900 kB punycode body (below this scenario's 1 MiB decoded-size limit) and 380 nested
+    levels: each bounced and kept once, with its reason, nothing left deferred for a retry; a
+    normal slip sent right after prints within 10 s."""
+    host = podman_host(name)
+    punycode, nested = (f"<{uuid.uuid4().hex}@molecule.example.org>" for _ in range(2))
+    hostile = {
+        punycode: (punycode_message(punycode, 900 * 1024), "charset punycode is not on the allowlist"),
+        nested: (nested_message(nested, token(), 380), "more than 50 MIME parts"),
+    }
+    for raw, _ in hostile.values():
+        result = send(vendor, name, raw, recipient=CIRCDESK)
+        assert result.rc == 0, result.stdout
+    slip = message(CIRCDESK, "Request slip")
+    text = token()
+    slip.set_content(f"<html><body><h1>Request slip</h1><p>{text}</p></body></html>", subtype="html")
+    result = send(vendor, name, slip)
+    assert result.rc == 0, result.stdout
+    assert printed_with(host, text, timeout=10) != []
+    for msgid, (_, reason) in hostile.items():
+        dead_lettered(host, msgid, reason)
+        # Bounced by the handler's exit code (65), not deferred for Postfix to try again.
+        queue_id = host.check_output(f"journalctl -t postfix/cleanup --no-pager -o cat | grep -F {shlex.quote(msgid)}")
+        queue_id = queue_id.split(":")[0]
+        pipe = host.check_output(f"journalctl -t postfix/pipe --no-pager -o cat | grep -F {queue_id}:")
+        assert "status=bounced" in pipe and "status=deferred" not in pipe, pipe
 
 
 @pytest.mark.parametrize("name", HOSTS)

@@ -20,6 +20,7 @@ One line per job goes to syslog (the journal): printer, sender, outcome, detail.
 from __future__ import annotations
 
 import argparse
+import codecs
 import email
 import email.policy
 import fcntl
@@ -29,6 +30,7 @@ import mailbox
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import syslog
@@ -47,6 +49,22 @@ BODY_TYPES = ("text/html", "text/plain")
 PDF_TYPES = ("application/pdf", "application/x-pdf")
 CONTAINER_TYPES = ("multipart/",)
 INLINE_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
+# Charsets a body may be decoded from: Unicode, the ISO 8859 and Windows single-byte sets, KOI8
+# and the common East Asian ones, all decoded in linear time. Another known codec (punycode
+# decodes in quadratic time) is refused before any decoding; a label Python does not know is
+# read as UTF-8 with replacement characters.
+CHARSETS = frozenset(
+    codecs.lookup(name).name
+    for name in (
+        "utf-8", "us-ascii", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "koi8-r", "koi8-u",
+        "gb2312", "gbk", "gb18030", "big5", "shift_jis", "euc-jp", "iso-2022-jp", "euc-kr",
+        *(f"iso-8859-{number}" for number in (*range(1, 12), *range(13, 17))),
+        *(f"windows-{number}" for number in range(1250, 1259)),
+    )
+)
+# A multipart Content-Type header with its continuation lines, and its boundary parameter.
+MULTIPART_HEADER = re.compile(rb"(?im)^content-type:[ \t]*multipart/[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*")
+BOUNDARY = re.compile(rb'(?i)\bboundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))')
 
 
 class Reject(Exception):
@@ -119,6 +137,32 @@ def read_message(limit: int) -> bytes:
     return raw
 
 
+def prescan(raw: bytes, limits: dict) -> None:
+    """Bound the MIME structure on the raw bytes, before the parser sees them: the email
+    package's time grows faster than linearly with the nesting depth (380 levels took minutes).
+    A multipart part spans its Content-Type header to its closing delimiter; the most spans
+    open at once is the nesting depth. Cheap: at most max_parts searches of the message."""
+    headers = MULTIPART_HEADER.findall(raw)
+    if len(headers) > limits["max_parts"]:
+        raise Reject(f"more than {limits['max_parts']} MIME parts")
+    events = []
+    position = 0
+    for header in headers:
+        start = raw.find(header, position)
+        position = start + len(header)
+        match = BOUNDARY.search(header)
+        if match is None:
+            continue
+        closing = raw.find(b"--" + (match.group(1) or match.group(2)) + b"--", position)
+        events += [(start, 1), (closing if closing >= 0 else len(raw), -1)]
+    depth = deepest = 0
+    for _position, step in sorted(events):
+        depth += step
+        deepest = max(deepest, depth)
+    if deepest > limits["max_depth"]:
+        raise Reject(f"MIME nesting deeper than {limits['max_depth']}")
+
+
 def walk(part: Message, limits: dict, depth: int = 0, counter: list | None = None):
     """Yield the leaf parts with their depth, enforcing the part count and nesting depth."""
     counter = counter if counter is not None else [0]
@@ -183,12 +227,15 @@ def classify(message: Message, limits: dict) -> tuple[Message | None, list[bytes
 
 
 def body_html(part: Message) -> str:
-    charset = part.get_content_charset() or "utf-8"
-    data = part.get_payload(decode=True) or b""
+    label = part.get_content_charset() or "utf-8"
     try:
-        text = data.decode(charset, errors="replace")
+        charset = codecs.lookup(label).name
     except LookupError:
-        text = data.decode("utf-8", errors="replace")
+        charset = "utf-8"
+    if charset not in CHARSETS:
+        raise Reject(f"charset {clean(label, 40)} is not on the allowlist")
+    data = part.get_payload(decode=True) or b""
+    text = data.decode(charset, errors="replace")
     if part.get_content_type() == "text/html":
         return text
     return (
@@ -252,6 +299,7 @@ def process(args: argparse.Namespace, config: dict, raw: bytes) -> tuple[str, st
     if not sender_allowed(args.sender, printer["allowed_senders"]):
         raise Reject(f"sender {args.sender} may not print to {args.recipient}", EX_NOPERM)
     limits = config["limits"]
+    prescan(raw, limits)
     message = email.message_from_bytes(raw, policy=email.policy.compat32)
     body, pdfs, images = classify(message, limits)
     print_body = body is not None and (not pdfs or printer["print_body_with_attachments"])
@@ -261,9 +309,12 @@ def process(args: argparse.Namespace, config: dict, raw: bytes) -> tuple[str, st
     with tempfile.TemporaryDirectory(prefix="job-", dir=config["spool_dir"]) as work:
         files = []
         if print_body:
+            document = body_html(body)
             out = os.path.join(work, "body.pdf")
             try:
-                render(body_html(body), images, printer["paper_css"], out)
+                render(document, images, printer["paper_css"], out)
+            except Reject:
+                raise
             except Exception as error:  # any renderer failure is unprintable input
                 raise Reject(f"the body could not be rendered: {clean(error, 200)}") from error
             files.append(out)
@@ -272,10 +323,31 @@ def process(args: argparse.Namespace, config: dict, raw: bytes) -> tuple[str, st
             with open(out, "wb") as handle:
                 handle.write(data)
             files.append(out)
+        # The input is read and rendered: from here on lp's own timeout decides (TempFail).
+        signal.alarm(0)
         job_id = uuid.uuid4().hex[:12]
         for number, path in enumerate(files, 1):
             jobs.append(submit(printer["queue"], path, f"slip-{job_id}-{number}", config["lp_timeout"]))
     return printer["name"], f"jobs={','.join(jobs)}"
+
+
+def limit_time(cpu_seconds: int, wall_seconds: int) -> None:
+    """Past cpu_seconds of CPU (the soft limit: SIGXCPU) or wall_seconds of wall-clock time
+    (SIGALRM) the run raises Reject: a permanent rejection with a dead letter and a journal
+    line, not a kill that Postfix would retry for days. The hard CPU limit, 15 s above the soft
+    one, still kills a run stuck where Python cannot raise."""
+
+    def over(what: str):
+        def handler(signum: int, _frame) -> None:
+            signal.signal(signum, signal.SIG_IGN)  # once: the cleanup must not be interrupted
+            raise Reject(what)
+
+        return handler
+
+    signal.signal(signal.SIGXCPU, over(f"used more than {cpu_seconds} s of CPU"))
+    signal.signal(signal.SIGALRM, over(f"took longer than {wall_seconds} s"))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 15))
+    signal.alarm(wall_seconds)
 
 
 def main() -> int:
@@ -296,13 +368,14 @@ def main() -> int:
     limits = config["limits"]
     # Fontconfig's cache (WeasyPrint) in the handler's own spool, not a home it cannot write.
     os.environ["XDG_CACHE_HOME"] = os.path.join(config["spool_dir"], ".cache")
-    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"]))
+    limit_time(limits["cpu_seconds"], limits["wall_seconds"])
     name = config["printers"].get(args.recipient.lower(), {}).get("name", args.recipient)
     raw = b""
     try:
         raw = read_message(limits["max_message"])
         name, detail = process(args, config, raw)
     except Reject as error:
+        signal.alarm(0)
         stored = dead_letter(config["dead_letter_dir"], raw) if raw else "-"
         outcome = "refused" if error.code in (EX_NOPERM, EX_NOUSER) else "rejected"
         log_job(name, args.sender, message_id(raw), outcome, f"{error} dead_letter={stored}")
