@@ -129,8 +129,34 @@ def tls_context(ep: dict[str, Any]) -> ssl.SSLContext:
     ctx.check_hostname = bool(ep.get("check_hostname", True))
     ctx.minimum_version = TLS_VERSIONS[ep.get("min_tls_version") or "TLSv1.2"]
     if ep.get("client_cert_path"):
-        ctx.load_cert_chain(ep["client_cert_path"], ep.get("client_key_path") or None)
+        load_client_certificate(ctx, ep)
     return ctx
+
+
+def load_client_certificate(ctx: ssl.SSLContext, ep: dict[str, Any]) -> None:
+    """Load the client certificate and its key. The key's passphrase comes from
+    ``client_key_passphrase`` only: without a password callback OpenSSL would ask for it on the
+    controlling terminal and wait there."""
+    passphrase = ep.get("client_key_passphrase") or ""
+    try:
+        ctx.load_cert_chain(ep["client_cert_path"], ep.get("client_key_path") or None, password=lambda: passphrase)
+    except ssl.SSLError as exc:
+        key = ep.get("client_key_path") or ep["client_cert_path"]
+        if key_is_encrypted(key):
+            reason = "does not decrypt it" if passphrase else "is not set"
+            message = "client key %s is encrypted and client_key_passphrase %s" % (key, reason)
+            raise ProbeError("error", message) from exc
+        raise ProbeError("error", "cannot load the client certificate or key: %s" % exc) from exc
+
+
+def key_is_encrypted(path: str) -> bool:
+    """Whether a PEM file holds an encrypted private key (PKCS#8 or the traditional format)."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(1 << 20)
+    except OSError:
+        return False
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in text or b"Proc-Type: 4,ENCRYPTED" in text
 
 
 def tls_wrap(sock: socket.socket, ep: dict[str, Any], budget: Budget) -> tuple[ssl.SSLSocket, dict[str, Any]]:
@@ -591,6 +617,15 @@ def validate_endpoints(endpoints: list[dict[str, Any]]) -> list[str]:
     return errors
 
 
+def _client_key_problems(ep: dict[str, Any]) -> list[str]:
+    key = ep.get("client_key_path") or ep.get("client_cert_path")
+    if ep.get("client_key_passphrase") and not ep.get("client_cert_path"):
+        return ["client_key_passphrase given without client_cert_path"]
+    if key and os.path.isfile(key) and key_is_encrypted(key) and not ep.get("client_key_passphrase"):
+        return ["client key %s is encrypted: set client_key_passphrase (vaulted)" % key]
+    return []
+
+
 def _entry_problems(ep: dict[str, Any]) -> list[str]:
     """Problems of one entry other than its name."""
     errors: list[str] = []
@@ -620,6 +655,7 @@ def _entry_problems(ep: dict[str, Any]) -> list[str]:
             errors.append("%s %s is not a file" % (key, path))
     if ep.get("client_key_path") and not ep.get("client_cert_path"):
         errors.append("client_key_path given without client_cert_path")
+    errors += _client_key_problems(ep)
     if ep.get("sip2_login_password") and not ep.get("sip2_login_user"):
         errors.append("sip2_login_password given without sip2_login_user")
     return errors

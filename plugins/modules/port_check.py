@@ -105,6 +105,12 @@ options:
         description:
           - PEM private key of O(endpoints[].client_cert_path), if not in the same file.
         type: path
+      client_key_passphrase:
+        description:
+          - Passphrase of an encrypted client key (vault it; it is never logged).
+          - An encrypted key without it fails the endpoint's check before any probe runs, with a
+            message naming the key; the module never asks for a passphrase on a terminal.
+        type: str
       check_hostname:
         description:
           - Whether the certificate must match O(endpoints[].tls_server_name) or O(endpoints[].host).
@@ -352,6 +358,7 @@ ENDPOINT_SPEC = dict(
     ca_path=dict(type="path"),
     client_cert_path=dict(type="path"),
     client_key_path=dict(type="path", no_log=False),
+    client_key_passphrase=dict(type="str", no_log=True),
     check_hostname=dict(type="bool", default=True),
     min_tls_version=dict(type="str", choices=["TLSv1.2", "TLSv1.3"], default="TLSv1.2"),
     expiry_warn_days=dict(type="int", default=14),

@@ -188,6 +188,105 @@ def test_client_certificate_required(pki: Pki, tls_servers: TlsServers, server: 
     assert with_cert["status"] == "ok", with_cert
 
 
+@pytest.fixture
+def encrypted_client_key(pki: Pki, tmp_path) -> str:
+    """The client certificate's key, encrypted with the passphrase "molecule-test-only"."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - trustme's dependency
+
+    with open(pki.client_key_file, "rb") as handle:
+        key = serialization.load_pem_private_key(handle.read(), None)
+    path = tmp_path / "encrypted.key"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"molecule-test-only"),
+        )
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("molecule-test-only", "ok", None),
+        ("wrong", "error", "is encrypted and client_key_passphrase does not decrypt it"),
+        (None, "error", "is encrypted and client_key_passphrase is not set"),
+    ],
+    ids=["right-passphrase", "wrong-passphrase", "no-passphrase"],
+)
+def test_encrypted_client_key(pki: Pki, tls_servers: TlsServers, encrypted_client_key: str, case: tuple) -> None:
+    passphrase, status, message = case
+    endpoint = tls_ep(
+        pki,
+        tls_servers.client_auth.port,
+        client_cert_path=pki.client_cert_file,
+        client_key_path=encrypted_client_key,
+        client_key_passphrase=passphrase,
+    )
+    result = probes.run_probe(endpoint)
+    assert result["status"] == status, result
+    if message:
+        assert result["message"] == "client key %s %s" % (encrypted_client_key, message)
+
+
+def test_encrypted_client_key_without_passphrase_is_refused_before_any_probe(pki: Pki, encrypted_client_key) -> None:
+    entry = {
+        "name": "x",
+        "host": "h",
+        "port": 1,
+        "probe": "tls",
+        "client_cert_path": pki.client_cert_file,
+        "client_key_path": encrypted_client_key,
+    }
+    assert probes.validate_endpoints([entry]) == [
+        "endpoint 'x' (#0): client key %s is encrypted: set client_key_passphrase (vaulted)" % encrypted_client_key
+    ]
+
+
+NO_PROMPT = """
+import sys
+from ansible_collections.libsys.onprem.plugins.module_utils import probes
+try:
+    probes.tls_context({"client_cert_path": sys.argv[1], "client_key_path": sys.argv[2]})
+except probes.ProbeError as error:
+    print("REFUSED " + str(error))
+"""
+
+
+def test_an_encrypted_key_never_waits_for_a_terminal(pki: Pki, encrypted_client_key: str) -> None:
+    """With a controlling terminal OpenSSL would ask there for the passphrase and wait: the
+    process gets one (a pseudo-terminal), and still ends at once with the message."""
+    import os  # noqa: PLC0415
+    import pty  # noqa: PLC0415
+    import select  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pseudo-terminal
+        # An argument list, no shell: the test's own interpreter, script and module path.
+        command = [sys.executable, "-c", NO_PROMPT, pki.client_cert_file, encrypted_client_key]
+        os.execve(sys.executable, command, dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))  # noqa: S606
+    output = b""
+    deadline = time.monotonic() + 30
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([terminal], [], [], remaining)[0]:
+            os.kill(pid, 9)  # still waiting (for a passphrase): the defect this test is about
+            break
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # the child closed the terminal: it ended
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    assert output.decode().strip() == "REFUSED client key %s is encrypted and client_key_passphrase is not set" % (
+        encrypted_client_key
+    ), output
+
+
 def test_client_certificate_from_other_ca_refused(pki: Pki, tls_servers: TlsServers, tmp_path) -> None:
     leaf = pki.other_ca.issue_cert("intruder.example.org")
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
