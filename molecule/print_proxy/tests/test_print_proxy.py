@@ -262,6 +262,9 @@ def test_html_slip_prints_as_pdf_with_its_text(name: str) -> None:
     assert "letter" in info.lower(), info  # the printer's paper_size: Letter
     # The remote image was not fetched: the renderer may fetch nothing.
     assert "Request slip" in host.check_output(f"pdftotext -q {shlex.quote(files[0])} -")
+    # cups-pdf's output is for the job's user (the handler's) only: no other local user reads it.
+    assert host.check_output(f"stat -c '%U %a' {shlex.quote(files[0])}") == "libsys-print 600"
+    assert host.run(f"runuser -u nobody -- cat {shlex.quote(files[0])}").rc != 0
 
 
 @pytest.mark.parametrize("name", HOSTS)
@@ -589,6 +592,23 @@ def test_expensive_mail_is_refused_for_good_and_the_next_slip_prints(name: str) 
         queue_id = queue_id.split(":")[0]
         pipe = host.check_output(f"journalctl -t postfix/pipe --no-pager -o cat | grep -F {queue_id}:")
         assert "status=bounced" in pipe and "status=deferred" not in pipe, pipe
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_old_dead_letters_are_removed_by_the_daily_clean_up(name: str) -> None:
+    """systemd-tmpfiles' clean-up (what its daily timer runs) removes dead letters older than
+    print_proxy_dead_letter_days (30) and keeps the younger ones."""
+    host = podman_host(name)
+    tag = uuid.uuid4().hex[:8]
+    old, young = f"{DEAD_LETTER}/new/old-{tag}", f"{DEAD_LETTER}/new/young-{tag}"
+    host.check_output(
+        f"runuser -u libsys-print -- sh -c 'echo x > {old}; echo x > {young}'"
+        f" && touch -d '31 days ago' {old} && touch -d '29 days ago' {young}"
+    )
+    host.check_output("systemd-tmpfiles --clean /etc/tmpfiles.d/libsys-print-proxy.conf")
+    assert not host.file(old).exists
+    assert host.file(young).exists
+    host.check_output(f"rm -f {young}")
 
 
 @pytest.mark.parametrize("name", HOSTS)
