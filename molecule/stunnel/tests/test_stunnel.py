@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import time
 
@@ -90,6 +92,40 @@ def test_a_running_tunnel_has_one_capability_no_new_privileges_and_its_syscall_f
         assert host.run("systemd-analyze security --threshold=40 stunnel-libsys@sip2.service").rc == 0
     else:
         assert status["Seccomp"] == "0"
+
+
+# The SC Status request exactly as the 3M SIP2 specification prints it (status OK, print width
+# 030, protocol 2.00, sequence 1, checksum FCA5), sent by the kiosk as plain bytes: no part of
+# the collection's SIP2 code is on the kiosk's side of this exchange.
+SPEC_SC_STATUS = b"9900302.00AY1AZFCA5\r"
+RAW_EXCHANGE = (
+    "import socket, sys\n"
+    "sock = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)\n"
+    "sock.sendall(sys.argv[3].encode() + b'\\r')\n"
+    "data = b''\n"
+    "while not data.endswith(b'\\r'):\n"
+    "    chunk = sock.recv(4096)\n"
+    "    if not chunk:\n"
+    "        break\n"
+    "    data += chunk\n"
+    "print(data.decode('ascii').rstrip('\\r'))\n"
+)
+# ACS Status: online flag and five Y/N flags, timeout and retries, an 18-character date,
+# protocol version, variable fields, then the sequence number and checksum of the request.
+ACS_STATUS = re.compile(r"98(?P<online>[YN])[YN]{5}\d{3}\d{3}.{18}\d\.\d\d(?P<fields>.*\|)AY1AZ(?P<sum>[0-9A-F]{4})")
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_sip2_bytes_from_the_specification_through_the_tunnel(name: str, kiosk) -> None:
+    request = SPEC_SC_STATUS.decode().rstrip("\r")
+    # The checksum rule of the specification, with the specification's own example.
+    assert "%04X" % (-sum(request[:-4].encode()) & 0xFFFF) == request[-4:]
+    reply = kiosk.check_output(f"python3 -c {shlex.quote(RAW_EXCHANGE)} {ADDRESSES[name]} 6001 {request}")
+    match = ACS_STATUS.fullmatch(reply)
+    assert match, reply
+    assert match["online"] == "Y"
+    assert "AOEXAMPLE|" in match["fields"], reply
+    assert match["sum"] == "%04X" % (-sum(reply[:-4].encode()) & 0xFFFF), reply
 
 
 @pytest.mark.parametrize("name", HOSTS)
