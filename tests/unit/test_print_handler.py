@@ -90,6 +90,21 @@ def test_the_raw_check_agrees_with_the_parser(raw: bytes, depth: int) -> None:
         list(handler.walk(message, below))
 
 
+def test_an_attached_message_is_refused_not_walked_into() -> None:
+    """A message/rfc822 part is refused: its own parts (here a PDF) are never printed."""
+    raw = (
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="m"\r\n\r\n'
+        b"--m\r\nContent-Type: text/plain\r\n\r\nsee the attached message\r\n"
+        b"--m\r\nContent-Type: message/rfc822\r\n\r\n"
+        b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+        b"--m--\r\n"
+    )
+    handler.prescan(raw, LIMITS)
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    with pytest.raises(handler.Reject, match=r"attached messages \(message/rfc822\) are not printed"):
+        handler.classify(message, {"max_parts": 50, "max_depth": 6, "max_decoded": 1 << 20})
+
+
 def test_a_punycode_body_is_refused_before_it_is_decoded() -> None:
     body = b"a" * 1_500_000 + b"-" + b"9" * 7
     with pytest.raises(handler.Reject, match="charset punycode is not on the allowlist"):

@@ -171,14 +171,16 @@ def walk(part: Message, limits: dict, depth: int = 0, counter: list | None = Non
         raise Reject(f"more than {limits['max_parts']} MIME parts")
     if depth > limits["max_depth"]:
         raise Reject(f"MIME nesting deeper than {limits['max_depth']}")
+    # Before is_multipart(): the parser gives an attached message a list payload too, and
+    # walking into it would print the attachments of a message someone forwarded.
+    if part.get_content_type() == "message/rfc822":
+        raise Reject("attached messages (message/rfc822) are not printed")
     if part.is_multipart():
         payload = part.get_payload()
         if not isinstance(payload, list):
             raise Reject("malformed multipart")
         for child in payload:
             yield from walk(child, limits, depth + 1, counter)
-    elif part.get_content_type() == "message/rfc822":
-        raise Reject("attached messages (message/rfc822) are not printed")
     else:
         yield part
 
