@@ -250,9 +250,41 @@ def test_imap_firewall_off_removes_the_table_and_the_next_run_restores_it() -> N
     assert result.rc != 0 and "timed out" in result.stderr, result.stderr
 
 
+# Where html_slip's remote image points: a listener on the outsider that logs each client's
+# address (started by the image_listener fixture).
+IMAGE_LOG = "/root/image-listener.log"
+IMAGE_LISTENER = (
+    "import socket\n"
+    "server = socket.socket()\n"
+    "server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "server.bind(('0.0.0.0', 8080))\n"
+    "server.listen(16)\n"
+    "while True:\n"
+    "    client, address = server.accept()\n"
+    f"    with open('{IMAGE_LOG}', 'a') as log:\n"
+    "        log.write(address[0] + '\\n')\n"
+    "    client.close()\n"
+)
+
+
+@pytest.fixture(scope="module")
+def image_listener():
+    subprocess.run(["podman", "exec", "-d", "onprem-pp-outsider", "python3", "-c", IMAGE_LISTENER], check=True)
+    started = "for i in $(seq 20); do ss -Hltn 'sport = :8080' | grep -q . && exit 0; sleep 0.5; done; exit 1"
+    assert outsider.run(started).rc == 0, "the image listener did not start"
+    yield IMAGE_LOG
+    outsider.run(f"pkill -f {IMAGE_LOG}; rm -f {IMAGE_LOG}")
+
+
 @pytest.mark.parametrize("name", HOSTS)
-def test_html_slip_prints_as_pdf_with_its_text(name: str) -> None:
+def test_html_slip_prints_as_pdf_with_its_text(name: str, image_listener: str) -> None:
     host = podman_host(name)
+    # The host can reach the slip's remote image: the listener sees this connection...
+    reach = host.run("python3 -c 'import socket; socket.create_connection((\"198.51.100.188\", 8080), 5)'")
+    assert reach.rc == 0, reach.stderr
+    seen = wait_for(lambda: outsider.check_output(f"cat {image_listener}").split(), lambda a: HOSTS[name] in a, 10)
+    assert HOSTS[name] in seen, seen
+    outsider.check_output(f": > {image_listener}")
     text = token()
     result = send(vendor, name, html_slip(CIRCDESK, text))
     assert result.rc == 0, result.stdout + result.stderr
@@ -260,8 +292,9 @@ def test_html_slip_prints_as_pdf_with_its_text(name: str) -> None:
     assert len(files) == 1, files
     info = host.check_output(f"pdfinfo {shlex.quote(files[0])}")
     assert "letter" in info.lower(), info  # the printer's paper_size: Letter
-    # The remote image was not fetched: the renderer may fetch nothing.
     assert "Request slip" in host.check_output(f"pdftotext -q {shlex.quote(files[0])} -")
+    # ...and none while the slip was rendered: the renderer fetched nothing.
+    assert HOSTS[name] not in outsider.check_output(f"cat {image_listener}").split()
     # cups-pdf's output is for the job's user (the handler's) only: no other local user reads it.
     assert host.check_output(f"stat -c '%U %a' {shlex.quote(files[0])}") == "libsys-print 600"
     assert host.run(f"runuser -u nobody -- cat {shlex.quote(files[0])}").rc != 0
