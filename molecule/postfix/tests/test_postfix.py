@@ -198,6 +198,26 @@ def test_loopback_message_with_the_refused_subject_is_rejected(name: str) -> Non
     assert session["data"] == [550, REFUSAL.removeprefix("550 ")]
 
 
+def test_firewall_off_removes_the_table_and_the_next_run_restores_it() -> None:
+    """postfix_firewall false (as a sysadmin types it, the string "false") removes the table's
+    file and the live table: the sink, in no dependent's sources, reaches 25. The next run with
+    the default loads it again and the sink is dropped again."""
+    name = "onprem-pfx-deb13"
+    host, address = podman_host(name), HOSTS[name][0]
+    table_file = "/etc/libsys-onprem/nftables.d/postfix.nft"
+    try:
+        off = run_ansible_playbook(CONVERGE, "-l", name, "-e", "postfix_firewall=false")
+        assert off.returncode == 0, (off.stdout + off.stderr)[-3000:]
+        assert not host.file(table_file).exists
+        assert host.run("nft list table inet libsys_postfix").rc != 0
+        assert connect_outcome(sink, address, 25) == "open"
+    finally:
+        on = run_ansible_playbook(CONVERGE, "-l", name)
+    assert on.returncode == 0, (on.stdout + on.stderr)[-3000:]
+    assert host.file(table_file).exists
+    assert connect_outcome(sink, address, 25) == "timeout"
+
+
 # --- The base alone: the same play with postfix_dependents empty ---
 
 

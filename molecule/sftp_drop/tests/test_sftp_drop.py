@@ -173,6 +173,27 @@ def test_outsider_is_dropped_by_the_firewall(target) -> None:
     assert client().run(f"nc -z -w 3 {address} 22").rc == 0
 
 
+def test_firewall_off_removes_the_table_and_the_next_run_restores_it() -> None:
+    """sftp_drop_firewall false (the string "false", as -e gives it) removes the table's file
+    and the live table: the outsider reaches port 22 (sshd still refuses it, test below). The
+    next run with the default loads it again and the outsider is dropped again."""
+    name = HOSTS[0]
+    host, outsider = podman_host(name), podman_host(OUTSIDER)
+    table_file = "/etc/libsys-onprem/nftables.d/sftp_drop.nft"
+    try:
+        off = run_ansible_playbook(SCENARIO_DIR / "converge.yml", "-l", name, "-e", "sftp_drop_firewall=false")
+        assert off.returncode == 0, (off.stdout + off.stderr)[-3000:]
+        assert not host.file(table_file).exists
+        assert host.run("nft list table inet libsys_sftp_drop").rc != 0
+        assert outsider.run(f"nc -z -w 3 {TARGETS[name]} 22").rc == 0
+    finally:
+        on = run_ansible_playbook(SCENARIO_DIR / "converge.yml", "-l", name)
+    assert on.returncode == 0, (on.stdout + on.stderr)[-3000:]
+    assert host.file(table_file).exists
+    result = outsider.run(f"nc -v -z -w 3 {TARGETS[name]} 22")
+    assert result.rc != 0 and "timed out" in result.stderr, result.stderr
+
+
 def test_outsider_is_refused_by_sshd_too(target) -> None:
     name, address = target
     host = podman_host(name)

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from conftest import hosts_in, podman_host, venv_tool
+from role_runs import run_role
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 ADDRESSES = {"onprem-stunnel-deb12": "198.51.100.74", "onprem-stunnel-deb13": "198.51.100.75"}
@@ -192,6 +193,27 @@ def test_outsider_is_dropped(name: str, port: int) -> None:
     outsider = podman_host(hosts_in("outsider")[0])
     outcome = outsider.check_output(f"python3 -c '{CONNECT_OUTCOME}' {ADDRESSES[name]} {port}")
     assert outcome == "timeout"
+
+
+def test_firewall_off_removes_the_table_and_the_next_run_restores_it() -> None:
+    """stunnel_manage_firewall false (the string "false", as -e gives it) removes the table's
+    file and the live table: the outsider reaches the kiosk port. The next run with the default
+    loads it again and the outsider is dropped again."""
+    name = "onprem-stunnel-deb13"
+    host, outsider = podman_host(name), podman_host(hosts_in("outsider")[0])
+    table_file = "/etc/libsys-onprem/nftables.d/stunnel.nft"
+    outcome = f"python3 -c '{CONNECT_OUTCOME}' {ADDRESSES[name]} 6001"
+    try:
+        off = run_role(name, {"stunnel_manage_firewall": "false"})
+        assert off.returncode == 0, (off.stdout + off.stderr)[-3000:]
+        assert not host.file(table_file).exists
+        assert host.run("nft list table inet libsys_stunnel").rc != 0
+        assert outsider.check_output(outcome) == "open"
+    finally:
+        on = run_role(name, {})
+    assert on.returncode == 0, (on.stdout + on.stderr)[-3000:]
+    assert host.file(table_file).exists
+    assert outsider.check_output(outcome) == "timeout"
 
 
 @pytest.mark.parametrize("name", HOSTS)
