@@ -536,6 +536,14 @@ def test_retention_archives_processed_files_and_deletes_expired_ones(target) -> 
     assert host.file(f"{base}/incoming/fresh.csv").exists
     assert not host.file(f"{base}/archive/expired.csv").exists
     assert host.service("libsys-sftp-drop-retention.timer").is_enabled
+    # Subdirectories too, to the same place below the archive.
+    assert host.file(f"{base}/archive/batch/deep.csv").exists
+    assert not host.file(f"{base}/incoming/batch/deep.csv").exists
+    # One journal line per file, its name quoted: a line break in a name forges no line.
+    journal = host.check_output("journalctl -u libsys-sftp-drop-retention.service --no-pager -o cat").splitlines()
+    assert "retention: vendor-erp: archive batch/deep.csv" in journal
+    assert "retention: vendor-erp: archive $'forged\\nretention: vendor-sis: delete everything'" in journal
+    assert not any(line.lstrip().startswith("retention: vendor-sis") for line in journal), journal
 
 
 def test_evaluated_configuration_turns_password_off_for_drop_accounts(target) -> None:

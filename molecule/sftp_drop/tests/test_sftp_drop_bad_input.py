@@ -108,6 +108,18 @@ def _cases() -> list[tuple[str, list[dict], str]]:
             "(name: vendor-bad): directories[0] '../../etc' must be a relative path inside the jail",
         ),
         (
+            "read-only archive with retention",
+            [
+                {
+                    "name": "vendor-bad",
+                    "public_keys": [ED25519],
+                    "directories": [{"name": "incoming"}, {"name": "archive", "writable": False}],
+                    "retention_days": 7,
+                }
+            ],
+            "(name: vendor-bad): archive_dir archive is read-only (writable: false): retention could neither",
+        ),
+        (
             "name of an existing system user",
             [{"name": "sis-import", "public_keys": [ED25519]}],
             "(name: sis-import): a local user of that name exists",
