@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_native
+from ansible.module_utils.parsing.convert_bool import boolean
 
 try:
     import netaddr
@@ -59,13 +60,21 @@ def _parse(entry: Any, index: int, what: Optional[str]) -> netaddr.IPNetwork:
     return net.cidr
 
 
-def _networks(value: Any, what: Optional[str]) -> list[netaddr.IPNetwork]:
+def _networks(value: Any, what: Optional[str], allow_any: bool = True) -> list[netaddr.IPNetwork]:
     _require_netaddr()
     if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
         raise AnsibleFilterError(
             "%s: expected a list of addresses or networks, got %s" % (what or "value", type(value).__name__)
         )
-    nets = {_parse(entry, index, what) for index, entry in enumerate(value)}
+    nets = set()
+    for index, entry in enumerate(value):
+        net = _parse(entry, index, what)
+        if net.prefixlen == 0 and not allow_any:
+            raise AnsibleFilterError(
+                "%s: %r lets in every address; an allowlist takes it only with the explicit opt-in "
+                "onprem_allow_any_source: true" % (_where(what, index), entry)
+            )
+        nets.add(net)
     return sorted(nets, key=lambda n: (n.version, n.first, n.prefixlen))
 
 
@@ -73,9 +82,11 @@ def _is_host(net: netaddr.IPNetwork) -> bool:
     return net.prefixlen == (32 if net.version == 4 else 128)
 
 
-def cidr_normalize(value: Any, what: Optional[str] = None) -> list[str]:
-    """Validated, unique, sorted CIDR strings; hosts as /32 or /128."""
-    return [str(net) for net in _networks(value, what)]
+def cidr_normalize(value: Any, what: Optional[str] = None, allow_any: bool = True) -> list[str]:
+    """Validated, unique, sorted CIDR strings; hosts as /32 or /128. With ``allow_any`` false (an
+    allowlist without its opt-in) a network of every address (``0.0.0.0/0``, ``::/0``) is refused."""
+    # boolean(): a templated variable may arrive as the string "False" (ansible-core 2.16).
+    return [str(net) for net in _networks(value, what, boolean(allow_any, strict=True))]
 
 
 def _merged(value: Any, what: Optional[str]) -> list[netaddr.IPNetwork]:

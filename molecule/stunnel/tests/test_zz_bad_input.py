@@ -64,6 +64,10 @@ BAD_INPUT = [
         ["stunnel_tunnels[0].allowed_sources[0]", "198.51.100.300/30"],
     ),
     ({"stunnel_tunnels": tunnels(allowed_sources=["198.51.100.89/30"])}, ["198.51.100.89/30", "host bits"]),
+    (
+        {"stunnel_tunnels": tunnels(3, allowed_sources=["198.51.100.80/29", "0.0.0.0/0"])},
+        ["stunnel_tunnels[3].allowed_sources[1]: '0.0.0.0/0' lets in every address", "onprem_allow_any_source: true"],
+    ),
     ({"stunnel_tunnels": [*GOOD_TUNNELS, dict(GOOD_TUNNELS[0], accept_port=6009)]}, ["duplicate", "name sip2"]),
     (
         {"stunnel_tunnels": [*GOOD_TUNNELS, dict(GOOD_TUNNELS[0], name="sip2-copy")]},
@@ -91,6 +95,7 @@ BAD_INPUT = [
         "port-out-of-range",
         "invalid-cidr",
         "cidr-host-bits",
+        "every-address-without-opt-in",
         "duplicate-name",
         "duplicate-port",
         "missing-cert",

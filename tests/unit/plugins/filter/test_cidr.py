@@ -86,6 +86,23 @@ def test_normalize_errors(value: object, what: str, fragment: str) -> None:
     assert fragment in str(err.value)
 
 
+@pytest.mark.parametrize("everything", ["0.0.0.0/0", "::/0"])
+def test_an_allowlist_takes_every_address_only_with_the_opt_in(everything: str) -> None:
+    value = ["198.51.100.0/24", everything]
+    with pytest.raises(AnsibleFilterError) as err:
+        cidr_normalize(value, "stunnel_server_allowed_sources", allow_any=False)
+    assert str(err.value) == (
+        "stunnel_server_allowed_sources[1]: %r lets in every address; an allowlist takes it only "
+        "with the explicit opt-in onprem_allow_any_source: true" % everything
+    )
+    assert everything in cidr_normalize(value, "stunnel_server_allowed_sources", allow_any=True)
+    # A templated variable may arrive as a string: "False" is no opt-in.
+    with pytest.raises(AnsibleFilterError, match="lets in every address"):
+        cidr_normalize(value, "x", allow_any="False")
+    # Narrower networks need no opt-in.
+    assert cidr_normalize(["0.0.0.0/1", "::/1"], "x", allow_any=False) == ["0.0.0.0/1", "::/1"]
+
+
 @pytest.mark.parametrize("func", [cidr_merge, cidr_postfix, cidr_spf, cidr_nft, cidr_sshd])
 def test_every_renderer_validates(func) -> None:
     with pytest.raises(AnsibleFilterError, match=r"ranges\[2\]: '198.51.100.7/24' has host bits set"):
