@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -599,6 +600,82 @@ def test_smarthost_login_with_sasl() -> None:
 def run_playbook(host: str, extra: dict, *options: str) -> subprocess.CompletedProcess:
     """Apply the role (bad_input.yml is the plain role) to one relay with extra variables."""
     return run_ansible_playbook(SCENARIO_DIR / "bad_input.yml", "-l", host, *options, extra_vars=extra)
+
+
+# A smarthost that offers AUTH but not STARTTLS, on the vendor peer: it logs every command.
+FAKE_SMTP_LOG = "/root/fake-smtp.log"
+FAKE_SMTP = (
+    "import socketserver\n"
+    "class Session(socketserver.StreamRequestHandler):\n"
+    "    def handle(self):\n"
+    "        self.wfile.write(b'220 fake.example.org ESMTP\\r\\n')\n"
+    "        for line in self.rfile:\n"
+    "            command = line.decode('ascii', 'replace').strip()\n"
+    f"            with open('{FAKE_SMTP_LOG}', 'a') as log:\n"
+    "                log.write(command + '\\n')\n"
+    "            verb = command.upper()[:4]\n"
+    "            if verb in ('EHLO', 'HELO'):\n"
+    "                self.wfile.write(b'250-fake.example.org\\r\\n250-AUTH PLAIN LOGIN\\r\\n250 8BITMIME\\r\\n')\n"
+    "            elif verb == 'QUIT':\n"
+    "                self.wfile.write(b'221 bye\\r\\n')\n"
+    "                return\n"
+    "            else:\n"
+    "                self.wfile.write(b'250 ok\\r\\n')\n"
+    "socketserver.ThreadingTCPServer.allow_reuse_address = True\n"
+    "socketserver.ThreadingTCPServer(('0.0.0.0', 2525), Session).serve_forever()\n"
+)
+
+
+def deferral(host, recipient: str, timeout: float = 90) -> str:
+    """The reason Postfix gives for keeping the message to `recipient` in its queue."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in host.check_output("postqueue -j").splitlines():
+            for entry in json.loads(line).get("recipients", []):
+                if entry.get("address") == recipient and entry.get("delay_reason"):
+                    return entry["delay_reason"]
+        if time.monotonic() > deadline:
+            return ""
+        time.sleep(3)
+
+
+@pytest.mark.parametrize("case", ["no-starttls", "wrong-name"])
+def test_the_smarthost_login_is_never_sent_without_verified_tls(case: str) -> None:
+    """The Debian 13 relay logs in at its smarthost (level secure). A smarthost that offers
+    AUTH but no STARTTLS, and the real hub when its certificate does not carry the expected
+    name: the mail stays deferred with the reason, and no AUTH reaches either server."""
+    name = "onprem-mr-deb13"
+    relay = podman_host(name)
+    recipient = f"patron-{uuid.uuid4().hex[:8]}@{DOMAIN}"
+    if case == "no-starttls":
+        extra = {"mail_relay_relayhost": "[198.51.100.144]:2525"}
+        subprocess.run(["podman", "exec", "-d", "onprem-mr-vendor", "python3", "-c", FAKE_SMTP], check=True)
+        started = "for i in $(seq 20); do ss -Hltn 'sport = :2525' | grep -q . && exit 0; sleep 0.5; done; exit 1"
+        assert vendor.run(started).rc == 0, "the fake smarthost did not start"
+        reason = "TLS is required, but was not offered"
+    else:
+        extra = {"mail_relay_smtp_tls_match": ["wrong.example.edu"]}
+        reason = "Server certificate not verified"
+    since = hub.check_output("date +%s")
+    try:
+        applied = run_playbook(name, extra)
+        assert applied.returncode == 0, (applied.stdout + applied.stderr)[-3000:]
+        _, result = send(vendor, RELAYS[name], f"notices@{DOMAIN}", recipient)
+        assert result.rc == 0, result.stdout[-600:]
+        assert reason in deferral(relay, recipient)
+        if case == "no-starttls":
+            commands = vendor.check_output(f"cat {FAKE_SMTP_LOG}").splitlines()
+            assert any(c.upper().startswith("EHLO") for c in commands), commands  # it did connect
+            assert not any(c.upper().startswith("AUTH") for c in commands), commands
+        else:
+            log = hub.check_output(f"journalctl --no-pager -o cat --since @{since} -t postfix/submission/smtpd")
+            assert re.search(rf"connect from \S*\[{re.escape(RELAYS[name])}\]", log), log[-2000:]  # it did connect
+            assert "sasl_username" not in log and "after AUTH" not in log, log[-2000:]
+    finally:
+        relay.run("postsuper -d ALL deferred")
+        vendor.run(f"pkill -f fake.example.org; rm -f {FAKE_SMTP_LOG}")
+        restored = run_playbook(name, {})
+    assert restored.returncode == 0, (restored.stdout + restored.stderr)[-3000:]
 
 
 def test_smarthost_password_is_never_printed() -> None:
