@@ -20,7 +20,13 @@ the end:
 For each relay: messages/s from the first MAIL FROM to the last "status=sent" in the relay's
 log, and the queue latency (Postfix's delay= per delivery) p50/p99. Rounds alternate relay and
 stock; the figures are medians over the rounds. The anvil rate limits are off on both (they
-would cap the source, not measure the relay). Run as root: python benchmarks/mail_relay_bench.py
+would cap the source, not measure the relay).
+
+Then an overdue-notice run: the relay with Postfix's default per-client limits (60 connections
+and 600 messages a minute), 2,000 notices in 200 sessions from one vendor address, first with
+mail_relay_rate_limit_allowed_sources true (the baseline: 4xx replies), then with the role's
+default (the vendor's relays exempt). Target: all 2,000 accepted within 60 s, no 4xx.
+Run as root: python benchmarks/mail_relay_bench.py
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -79,6 +86,55 @@ print("%.6f %.6f %d" % (start, time.time(), len(errors)))
 for e in errors[:3]:
     print(e, file=sys.stderr)
 """
+
+
+# An overdue-notice run from one vendor address: SESSIONS SMTP sessions of PER messages each,
+# at most PARALLEL at a time, as fast as the relay takes them. Counts the 4xx replies (anvil's
+# 421 and 450) and the messages accepted.
+NOTICE_RUN = r"""
+import smtplib, ssl, sys, threading, time, uuid
+host, sessions, per, parallel = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+body = ("From: Library <notices@library.example.edu>\r\nTo: patron@library.example.edu\r\n"
+        "Subject: Overdue notice\r\nMessage-Id: <%s@bench.example.org>\r\n\r\n"
+        + "An item you borrowed is overdue.\r\n" * 10)
+lock = threading.Lock()
+counts = {"accepted": 0, "4xx": 0, "other": 0}
+queue = list(range(sessions))
+def session():
+    accepted = 0
+    try:
+        s = smtplib.SMTP(host, 25, timeout=60)
+        s.ehlo("bench.example.org"); s.starttls(context=ctx); s.ehlo("bench.example.org")
+        for _ in range(per):
+            s.sendmail("notices@library.example.edu", ["patron@library.example.edu"], body % uuid.uuid4().hex)
+            accepted += 1
+        s.quit()
+        kind = None
+    except smtplib.SMTPResponseException as exc:
+        kind = "4xx" if 400 <= exc.smtp_code < 500 else "other"
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        kind = "4xx" if any(400 <= code < 500 for code in codes) else "other"
+    except Exception:  # noqa: BLE001 - counted
+        kind = "other"
+    with lock:
+        counts["accepted"] += accepted
+        if kind:
+            counts[kind] += 1
+def worker():
+    while True:
+        with lock:
+            if not queue:
+                return
+            queue.pop()
+        session()
+start = time.time()
+threads = [threading.Thread(target=worker) for _ in range(parallel)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print("%.3f %d %d %d" % (time.time() - start, counts["accepted"], counts["4xx"], counts["other"]))
+"""
+NOTICE_SESSIONS, NOTICE_PER_SESSION, NOTICE_PARALLEL = 200, 10, 20
 
 
 def run(*cmd: str, check: bool = True, capture: bool = True, timeout: int = 900, **kw) -> subprocess.CompletedProcess:
@@ -209,10 +265,7 @@ PLAYBOOK = """---
     onprem_institution_domain: library.example.edu
     postfix_myhostname: relay.bench.example.org
     postfix_inet_protocols: ipv4
-    postfix_client_connection_rate_limit: 0
-    postfix_client_message_rate_limit: 0
-    postfix_client_recipient_rate_limit: 0
-    mail_relay_relayhost: "[%(sink)s]:25"
+%(limits)s    mail_relay_relayhost: "[%(sink)s]:25"
     mail_relay_recipient_domains: [library.example.edu]
     mail_relay_bounce_address: bounces@library.example.edu
     mail_relay_report_dir: ""
@@ -226,7 +279,17 @@ PLAYBOOK = """---
 """
 
 
-def setup_relay(workdir: Path) -> None:
+# Throughput rounds: the anvil rate limits off (they would cap the source, not measure the
+# relay). The notice run: the default limits, with the vendor's relays exempt (the role's
+# default) or, as its baseline, limited (mail_relay_rate_limit_allowed_sources: true).
+NO_LIMITS = """    postfix_client_connection_rate_limit: 0
+    postfix_client_message_rate_limit: 0
+    postfix_client_recipient_rate_limit: 0"""
+DEFAULT_LIMITS_EXEMPT = "    mail_relay_rate_limit_allowed_sources: false"
+DEFAULT_LIMITS_LIMITED = "    mail_relay_rate_limit_allowed_sources: true"
+
+
+def setup_relay(workdir: Path, limits: str = NO_LIMITS) -> None:
     (workdir / "inventory.yml").write_text(
         json.dumps(
             {
@@ -242,7 +305,7 @@ def setup_relay(workdir: Path) -> None:
             }
         )
     )
-    (workdir / "bench.yml").write_text(PLAYBOOK % {"subnet": SUBNET, "sink": ADDR["sink"]})
+    (workdir / "bench.yml").write_text(PLAYBOOK % {"subnet": SUBNET, "sink": ADDR["sink"], "limits": limits})
     env = dict(
         os.environ,
         ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"),
@@ -295,6 +358,19 @@ def one_round(name: str, total: int, conns: int) -> dict:
     }
 
 
+def notice_run(workdir: Path, limits: str) -> dict:
+    """Apply the relay with the default rate limits (and `limits`), then the notice run."""
+    setup_relay(workdir, limits)
+    pexec("relay", "postsuper -d ALL >/dev/null 2>&1 || true")
+    out = pexec(
+        "source",
+        f"python3 -c {shlex_quote(NOTICE_RUN)} {ADDR['relay']} "
+        f"{NOTICE_SESSIONS} {NOTICE_PER_SESSION} {NOTICE_PARALLEL}",
+    )
+    elapsed, accepted, temporary, other = out.split()[:4]
+    return {"seconds": float(elapsed), "accepted": int(accepted), "4xx": int(temporary), "other": int(other)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=500, help="messages per round (default 500)")
@@ -306,12 +382,12 @@ def main() -> int:
         print("run as root (podman networks with fixed subnets)")
         return 2
     cleanup()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-"))
     try:
         start_containers()
         setup_sink()
         setup_stock()
-        with tempfile.TemporaryDirectory(prefix=f"{PREFIX}-") as workdir:
-            setup_relay(Path(workdir))
+        setup_relay(workdir)
         for name in ("relay", "stock"):  # warm-up (TLS session caches, process pools)
             one_round(name, 50, args.connections)
         results: dict[str, list[dict]] = {"relay": [], "stock": []}
@@ -337,10 +413,31 @@ def main() -> int:
             f"  ratio mail_relay / stock: {ratio:.2f} x (target >= {TARGET_RATIO} x: "
             f"{'met' if ratio >= TARGET_RATIO else 'NOT met'})"
         )
-        print(json.dumps({"summary": summary, "ratio": ratio, "rounds": results}))
+        # The overdue-notice run, with the default anvil limits (60 connections and 600
+        # messages a minute per client): the baseline with the vendor's address limited, then
+        # the role's default, where it is exempt.
+        limited = notice_run(workdir, DEFAULT_LIMITS_LIMITED)
+        exempt = notice_run(workdir, DEFAULT_LIMITS_EXEMPT)
+        total = NOTICE_SESSIONS * NOTICE_PER_SESSION
+        print(
+            f"notice run: {total} notices in {NOTICE_SESSIONS} sessions from one vendor address, "
+            f"{NOTICE_PARALLEL} at a time, default rate limits"
+        )
+        for label, r in (("vendor relays limited (baseline)", limited), ("vendor relays exempt (default)", exempt)):
+            print(
+                f"  {label:34s} {r['accepted']:5d} accepted  {r['4xx']:4d} sessions with 4xx  "
+                f"{r['other']:3d} other failures  in {r['seconds']:.1f} s"
+            )
+        met = exempt["accepted"] == total and exempt["4xx"] == 0 and exempt["other"] == 0 and exempt["seconds"] <= 60
+        print(
+            f"  accepted exempt / limited: {exempt['accepted'] / max(limited['accepted'], 1):.1f} x "
+            f"(target: all {total} accepted within 60 s, no 4xx: {'met' if met else 'NOT met'})"
+        )
+        print(json.dumps({"summary": summary, "ratio": ratio, "rounds": results, "notice_run": [limited, exempt]}))
     finally:
         if not args.keep:
             cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
