@@ -265,7 +265,8 @@ PLAYBOOK = """---
     onprem_institution_domain: library.example.edu
     postfix_myhostname: relay.bench.example.org
     postfix_inet_protocols: ipv4
-%(limits)s    mail_relay_relayhost: "[%(sink)s]:25"
+%(limits)s
+    mail_relay_relayhost: "[%(sink)s]:25"
     mail_relay_recipient_domains: [library.example.edu]
     mail_relay_bounce_address: bounces@library.example.edu
     mail_relay_report_dir: ""
