@@ -76,6 +76,17 @@ def stored_messages(store_host: testinfra.host.Host, store: str, message_id: str
     return deliveries
 
 
+def host_variable(name: str, variable: str, default=None):
+    """A variable of the container as the scenario's inventory gives it (host and group vars)."""
+    return _inventory().get_variables(name).get(variable, default)
+
+
+def wait_listening(host: testinfra.host.Host, port: int) -> bool:
+    """Whether something listens on TCP `port` in `host` within 10 s (for a test's own server)."""
+    check = f"for i in $(seq 20); do ss -Hltn 'sport = :{port}' | grep -q . && exit 0; sleep 0.5; done; exit 1"
+    return host.run(check).rc == 0
+
+
 def host_address(name: str) -> str:
     """The container's address on the scenario network, as the inventory sets it."""
     variables = _inventory().get_variables(name)

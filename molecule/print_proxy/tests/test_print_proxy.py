@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import podman_host, run_ansible_playbook
+from conftest import podman_host, run_ansible_playbook, wait_listening
 
 HOSTS = {
     "onprem-pp-deb12": "198.51.100.170",
@@ -270,8 +270,7 @@ IMAGE_LISTENER = (
 @pytest.fixture(scope="module")
 def image_listener():
     subprocess.run(["podman", "exec", "-d", "onprem-pp-outsider", "python3", "-c", IMAGE_LISTENER], check=True)
-    started = "for i in $(seq 20); do ss -Hltn 'sport = :8080' | grep -q . && exit 0; sleep 0.5; done; exit 1"
-    assert outsider.run(started).rc == 0, "the image listener did not start"
+    assert wait_listening(outsider, 8080), "the image listener did not start"
     yield IMAGE_LOG
     outsider.run(f"pkill -f {IMAGE_LOG}; rm -f {IMAGE_LOG}")
 

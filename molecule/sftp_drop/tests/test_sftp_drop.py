@@ -15,8 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import hosts_in, podman_host, run_ansible_playbook
-from testinfra.utils.ansible_runner import AnsibleRunner
+from conftest import host_variable, hosts_in, podman_host, run_ansible_playbook
 
 TARGETS = {
     "onprem-sftp-deb12": "198.51.100.106",
@@ -355,8 +354,7 @@ def test_administrators_keep_their_shell(target) -> None:
 
 def _switch(name: str, variable: str) -> bool:
     """Whether molecule.yml turns the boolean `variable` on for this host."""
-    variables = AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_variables(name)
-    return bool(variables.get(variable, False))
+    return bool(host_variable(name, variable, False))
 
 
 def _legacy_ssh_rsa(name: str) -> bool:

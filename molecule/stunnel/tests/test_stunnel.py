@@ -12,9 +12,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import hosts_in, podman_host, venv_tool
+from conftest import connect_outcome, host_variable, hosts_in, podman_host, venv_tool
 from role_runs import run_role
-from testinfra.utils.ansible_runner import AnsibleRunner
 
 ADDRESSES = {"onprem-stunnel-deb12": "198.51.100.74", "onprem-stunnel-deb13": "198.51.100.75"}
 ASRS_CLIENT_PORT = {"onprem-stunnel-deb12": 15074, "onprem-stunnel-deb13": 15075}
@@ -22,16 +21,6 @@ HOSTS = hosts_in("integration_hosts")
 TUNNELS = ["sip2", "sip2-foreign-ca", "sip2-wrong-name", "asrs-in"]
 KIOSK = "/usr/local/lib/libsys-peer/sip2_kiosk.py"
 TLS = "/etc/libsys-peer/tls"
-CONNECT_OUTCOME = (
-    "import socket, sys\n"
-    "try:\n"
-    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
-    '    print("open")\n'
-    "except TimeoutError:\n"
-    '    print("timeout")\n'
-    "except ConnectionRefusedError:\n"
-    '    print("refused")\n'
-)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +68,7 @@ def test_a_running_tunnel_has_one_capability_no_new_privileges_and_its_syscall_f
     (ProtectSystem, ProtectHome, PrivateTmp) cannot be shown here: systemd skips them in a
     container without CAP_SYS_ADMIN. With the filters systemd-analyze rates the unit at most 4.0."""
     host = podman_host(name)
-    seccomp = AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_variables(name).get("stunnel_unit_seccomp", True)
+    seccomp = host_variable(name, "stunnel_unit_seccomp", True)
     assert seccomp is ("deb12" in name)
     pid = host.service("stunnel-libsys@sip2.service").systemd_properties["MainPID"]
     status = dict(
@@ -191,7 +180,7 @@ def test_5001_refuses(name: str, options: str, what: str, cloud) -> None:
 @pytest.mark.parametrize("port", [6001, 5001])
 def test_outsider_is_dropped(name: str, port: int) -> None:
     outsider = podman_host(hosts_in("outsider")[0])
-    outcome = outsider.check_output(f"python3 -c '{CONNECT_OUTCOME}' {ADDRESSES[name]} {port}")
+    outcome = connect_outcome(outsider, ADDRESSES[name], port)
     assert outcome == "timeout"
 
 
@@ -202,23 +191,22 @@ def test_firewall_off_removes_the_table_and_the_next_run_restores_it() -> None:
     name = "onprem-stunnel-deb13"
     host, outsider = podman_host(name), podman_host(hosts_in("outsider")[0])
     table_file = "/etc/libsys-onprem/nftables.d/stunnel.nft"
-    outcome = f"python3 -c '{CONNECT_OUTCOME}' {ADDRESSES[name]} 6001"
     try:
         off = run_role(name, {"stunnel_manage_firewall": "false"})
         assert off.returncode == 0, (off.stdout + off.stderr)[-3000:]
         assert not host.file(table_file).exists
         assert host.run("nft list table inet libsys_stunnel").rc != 0
-        assert outsider.check_output(outcome) == "open"
+        assert connect_outcome(outsider, ADDRESSES[name], 6001) == "open"
     finally:
         on = run_role(name, {})
     assert on.returncode == 0, (on.stdout + on.stderr)[-3000:]
     assert host.file(table_file).exists
-    assert outsider.check_output(outcome) == "timeout"
+    assert connect_outcome(outsider, ADDRESSES[name], 6001) == "timeout"
 
 
 @pytest.mark.parametrize("name", HOSTS)
 def test_kiosk_cannot_reach_the_server_tunnel(name: str, kiosk) -> None:
-    outcome = kiosk.check_output(f"python3 -c '{CONNECT_OUTCOME}' {ADDRESSES[name]} 5001")
+    outcome = connect_outcome(kiosk, ADDRESSES[name], 5001)
     assert outcome == "timeout"
 
 
