@@ -50,6 +50,8 @@ ENDPOINT_KEYS = frozenset(
 )
 # Keys that describe the row of the vendor's table, not the probe.
 ROW_KEYS = frozenset({"integration", "initiator", "target", "protocol", "direction"})
+# Options that make port_check's sip2 probe speak TLS.
+SIP2_TLS_KEYS = frozenset({"tls_server_name", "ca_path", "client_cert_path"})
 PROBES = ("tcp", "tls", "ssh", "smtp", "ldaps", "sip2", "listen")
 DIRECTIONS = ("outbound", "inbound")
 PROTOCOL_OF_PROBE = {
@@ -70,6 +72,41 @@ NOT_RUN = "not_run"
 # CUPS device URI schemes of libsys.onprem.print_proxy that reach a printer over the network.
 PRINTER_SCHEMES = {"ipp": (631, "IPP"), "ipps": (631, "IPPS"), "socket": (9100, "Raw socket"), "lpd": (515, "LPD")}
 PRINT_INTEGRATION = "Email (print via email messages)"
+
+
+def _proves(endpoint: dict[str, Any], initiator: str, prober: str, outside: bool, inbound_from_inside: bool) -> str:
+    """What a pass of this row proves, and what it does not (the report's "A pass proves" column)."""
+    probe = endpoint.get("probe", "tcp")
+    where = "%s:%s" % (endpoint.get("host", ""), endpoint["port"])
+    verified = (
+        "its certificate chain is verified"
+        if endpoint.get("check_hostname") is False
+        else "its certificate chain and name are verified"
+    )
+    if probe == "listen":
+        return "a service of %s listens on port %s; nothing connected to it, so not that %s can reach it" % (
+            prober,
+            endpoint["port"],
+            initiator,
+        )
+    checked = {
+        "tcp": "a TCP connection to %s opens (the network path, not the service behind it)" % where,
+        "tls": "a TLS handshake with %s completes and %s" % (where, verified),
+        "ssh": "the SSH server at %s sends its identification (no login)" % where,
+        "smtp": "the SMTP server at %s greets and answers EHLO%s"
+        % (where, ", then STARTTLS with a verified certificate" if endpoint.get("starttls") else ""),
+        "ldaps": "a TLS handshake with the LDAPS server at %s verifies (no bind)" % where,
+        "sip2": "the SIP2 server behind %s answers a status request with a valid ACS status%s"
+        % (where, " over TLS (%s)" % verified if SIP2_TLS_KEYS & set(endpoint) else ""),
+    }[probe]
+    text = "%s, from %s" % (checked, prober)
+    if inbound_from_inside:
+        text += "; not that %s can reach it from outside" % initiator
+    elif outside:
+        text += ", standing in for %s (not its own addresses)" % initiator
+    elif prober != initiator and not initiator.endswith("(%s)" % prober):
+        text += "; not from the %s's own network" % initiator
+    return text
 
 
 def _is_port(value: Any) -> bool:
@@ -221,6 +258,8 @@ class _Plan:
             probe_from, note = "host", ("local listener" if direction == "local" else "")
         if endpoint.get("probe") != "listen":
             endpoint.pop("listen_address", None)
+        prober = outside if probe_from.startswith("outside") else self.host
+        proves = _proves(endpoint, row["initiator"], prober, probe_from.startswith("outside"), note == INSIDE_NOTE)
         self.rows.append(
             {
                 "name": name,
@@ -232,6 +271,7 @@ class _Plan:
                 "direction": direction,
                 "probe_from": probe_from,
                 "note": note,
+                "proves": proves,
                 "required": bool(endpoint.get("required", True)),
                 "endpoint": endpoint,
             }
@@ -650,7 +690,7 @@ def _cell(value: Any) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip()
 
 
-MARKDOWN_COLUMNS = ("Integration type", "Initiator", "Target", "Protocol", "Port", "Result")
+MARKDOWN_COLUMNS = ("Integration type", "Initiator", "Target", "Protocol", "Port", "A pass proves", "Result")
 
 
 def preflight_markdown(report: dict[str, Any]) -> str:
@@ -681,7 +721,15 @@ def preflight_markdown(report: dict[str, Any]) -> str:
     lines.append("| %s |" % " | ".join(MARKDOWN_COLUMNS))
     lines.append("|%s" % (" --- |" * len(MARKDOWN_COLUMNS)))
     for row in report["rows"]:
-        cells = (row["integration"], row["initiator"], row["target"], row["protocol"], row["port"], _result_text(row))
+        cells = (
+            row["integration"],
+            row["initiator"],
+            row["target"],
+            row["protocol"],
+            row["port"],
+            row.get("proves", ""),
+            _result_text(row),
+        )
         lines.append("| %s |" % " | ".join(_cell(c) for c in cells))
     return "\n".join(lines) + "\n"
 
@@ -721,6 +769,9 @@ def preflight_junit(report: dict[str, Any]) -> str:
             name="%s: %s -> %s, %s %s" % (row["name"], row["initiator"], row["target"], row["protocol"], row["port"]),
             time="%.3f" % ((row.get("latency_ms") or 0) / 1000.0),
         )
+        if row.get("proves"):
+            case_props = ET.SubElement(case, "properties")
+            ET.SubElement(case_props, "property", name="proves", value=str(row["proves"]))
         text = "%s (%s:%s, probe %s%s): %s" % (
             row["status"],
             row.get("host") or "local",

@@ -42,7 +42,7 @@ STATUSES = {
     "mail-relay-smarthost": "ok",
 }
 BANDWIDTH = {DEB12: (500, "5 MB"), DEB13: (120, "1.8 MB")}
-COLUMNS = "| Integration type | Initiator | Target | Protocol | Port | Result |"
+COLUMNS = "| Integration type | Initiator | Target | Protocol | Port | A pass proves | Result |"
 
 
 def report_dir() -> Path:
@@ -165,13 +165,23 @@ def test_markdown_has_the_vendor_table_and_the_bandwidth(host: str) -> None:
     for line in table:
         cells = [c.strip() for c in line.strip("|").split(" | ")]
         by_port.setdefault(cells[4], []).append(cells)
-    assert any(c[0] == "OCLC Connexion" and "TIMEOUT" in c[5] for c in by_port["5500"])
-    assert any(c[0] == "Staff workstation" and "REFUSED" in c[5] and "(optional)" in c[5] for c in by_port["1443"])
-    assert all(c[5].startswith(("ok", "checked locally", "probed from")) for c in by_port["6443"])
+    assert any(c[0] == "OCLC Connexion" and "TIMEOUT" in c[6] for c in by_port["5500"])
+    assert any(c[0] == "Staff workstation" and "REFUSED" in c[6] and "(optional)" in c[6] for c in by_port["1443"])
+    assert all(c[6].startswith(("ok", "checked locally", "probed from")) for c in by_port["6443"])
     users, figure = BANDWIDTH[host]
     assert f"Bandwidth: {users} named users need at least {figure} " in text
+    # What a pass of the S/FTP row proves follows who probed it.
+    (sftp,) = by_port["22"]
     if host == DEB13:
-        assert any("checked locally (listen only): ok" in c[5] for c in by_port["22"])
+        assert "checked locally (listen only): ok" in sftp[6]
+        assert (
+            sftp[5] == f"a service of {host} listens on port 22; nothing connected to it, so not that Alma can reach it"
+        )
+    else:
+        assert sftp[5] == (
+            "the SSH server at 198.51.100.42:22 sends its identification (no login), from onprem-pre-outside,"
+            " standing in for Alma (not its own addresses)"
+        )
 
 
 def test_bad_input_fails_before_probing_and_names_the_entry() -> None:

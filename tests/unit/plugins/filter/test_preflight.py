@@ -176,6 +176,75 @@ def test_site_inbound_entry_with_a_host_is_probed_from_the_host_without_outside_
 
 
 @pytest.mark.parametrize(
+    ("name", "outside", "proves"),
+    [
+        # Outbound from the host for a workstation row: the workstations' own path is not probed.
+        (
+            "staff-https",
+            None,
+            "a TLS handshake with myinst.alma.example.org:443 completes and its certificate chain and name"
+            " are verified, from onprem1; not from the Staff workstation's own network",
+        ),
+        # The tunnel's own row: the host is the initiator, nothing is left out.
+        (
+            "stunnel-sip2-selfcheck-cloud",
+            None,
+            "the SIP2 server behind sip2.alma.example.org:6443 answers a status request with a valid ACS"
+            " status over TLS (its certificate chain and name are verified), from onprem1",
+        ),
+        (
+            "stunnel-sip2-selfcheck-listener",
+            None,
+            "a service of onprem1 listens on port 6001; nothing connected to it, so not that SIP2 self-check"
+            " stations can reach it",
+        ),
+        # Inbound without an outside probe host: only a listening socket.
+        (
+            "sftp-drop",
+            None,
+            "a service of onprem1 listens on port 22; nothing connected to it, so not that Alma can reach it",
+        ),
+        # Inbound from the outside probe host: a stand-in for the vendor, not its addresses.
+        (
+            "sftp-drop",
+            "outside1",
+            "the SSH server at 203.0.113.10:22 sends its identification (no login), from outside1, standing"
+            " in for Alma (not its own addresses)",
+        ),
+        # A site's inbound entry on another campus host, probed from the host itself.
+        (
+            "ldaps",
+            None,
+            "a TLS handshake with the LDAPS server at ldap.example.edu:636 verifies (no bind), from onprem1;"
+            " not that Alma can reach it from outside",
+        ),
+        (
+            "oclc",
+            None,
+            "a TCP connection to myinst.alma.example.org:5500 opens (the network path, not the service behind"
+            " it), from onprem1; not from the OCLC Connexion's own network",
+        ),
+    ],
+)
+def test_each_row_says_what_a_pass_proves(name: str, outside: Any, proves: str) -> None:
+    ldaps = {"name": "ldaps", "integration": "Staff authentication", "direction": "inbound"}
+    ldaps.update(host="ldap.example.edu", port=636, probe="ldaps")
+    oclc = dict(STAFF, name="oclc", integration="OCLC Connexion", initiator="OCLC Connexion", port=5500)
+    rows = by_name(
+        preflight_plan(
+            inputs(
+                vendor_endpoints=[dict(STAFF, probe="tls", initiator="Staff workstation"), oclc, ldaps],
+                stunnel_tunnels=[SIP2_CLIENT],
+                stunnel_cloud_port=6443,
+                sftp_drop_port=22,
+                outside_probe_host=outside,
+            )
+        )
+    )
+    assert rows[name]["proves"] == proves
+
+
+@pytest.mark.parametrize(
     ("relayhost", "host", "port"),
     [
         ("[smtp.example.edu]:587", "smtp.example.edu", 587),
@@ -400,6 +469,15 @@ def test_junit_failures_and_skipped() -> None:
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>')
 
 
+def test_junit_says_what_each_case_proves() -> None:
+    root = ET.fromstring(preflight_junit(make_report()))  # noqa: S314 - our own output
+    proves = [p.get("value") for p in root.findall("testsuite/testcase/properties/property[@name='proves']")]
+    assert len(proves) == 4
+    assert (
+        proves[3] == "a service of onprem1 listens on port 22; nothing connected to it, so not that Alma can reach it"
+    )
+
+
 def test_junit_escapes_names() -> None:
     report = make_report()
     report["rows"][0]["integration"] = 'Staff <"&> workstation'
@@ -411,13 +489,17 @@ def test_markdown_table_layout() -> None:
     text = preflight_markdown(make_report())
     lines = text.splitlines()
     header = "| %s |" % " | ".join(MARKDOWN_COLUMNS)
-    assert header == "| Integration type | Initiator | Target | Protocol | Port | Result |"
+    assert header == "| Integration type | Initiator | Target | Protocol | Port | A pass proves | Result |"
     start = lines.index(header)
-    assert lines[start + 1] == "| --- | --- | --- | --- | --- | --- |"
+    assert lines[start + 1] == "| --- | --- | --- | --- | --- | --- | --- |"
     rows = lines[start + 2 :]
-    assert rows[0] == "| Staff workstation | onprem1 | Alma (myinst.alma.example.org) | TCP | 443 | ok (12.5 ms) |"
+    assert rows[0] == (
+        "| Staff workstation | onprem1 | Alma (myinst.alma.example.org) | TCP | 443 | a TCP connection to"
+        " myinst.alma.example.org:443 opens (the network path, not the service behind it), from onprem1 |"
+        " ok (12.5 ms) |"
+    )
     assert "**REFUSED** (optional): connection refused" in rows[1]
-    assert rows[2].endswith("| 5500 | **TIMEOUT**: timed out |")
+    assert rows[2].endswith("from onprem1 | **TIMEOUT**: timed out |")
     assert "checked locally (listen only): ok" in rows[3]
     assert "Bandwidth: 10 named users need at least 0.25 MB (0.025 MB per user" in text
 
