@@ -44,6 +44,23 @@ stage_lint() {
   ANSIBLE_ROLES_PATH="${ROOT}/tests/peers/roles" ansible-lint --offline -q || rc=1
   tools/gen-role-docs.sh --check || rc=1
   antsibull-changelog lint || rc=1
+  check_example_layout || rc=1
+  return $rc
+}
+
+check_example_layout() {
+  # The README's "copy inventories/example, then `ansible-playbook site.yml`": from a copy
+  # outside the repository, its ansible.cfg names the inventory and site.yml resolves the
+  # collection's playbook, with every play finding its hosts.
+  local copy rc=0
+  copy=$(mktemp -d)
+  cp -r "${ROOT}/inventories/example" "${copy}/campus"
+  (cd "${copy}/campus" && ansible-playbook site.yml --syntax-check >/dev/null) || rc=1
+  if ! (cd "${copy}/campus" && ansible-playbook site.yml --list-hosts) | grep -q "onprem-mail.library.example.edu"; then
+    echo "example layout: site.yml lists no hosts of the example inventory"
+    rc=1
+  fi
+  rm -rf "${copy}"
   return $rc
 }
 
