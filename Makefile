@@ -15,7 +15,7 @@ help: ## List the targets
 setup: ## Install Debian packages, podman settings and the controller virtualenv
 	tools/setup-host.sh
 
-setup-sanity: ## setup, plus the ansible-test virtualenvs (oldest and newest ansible-core)
+setup-sanity: ## setup, plus ansible-test: a virtualenv (oldest core), a wheelhouse (newest core)
 	tools/setup-host.sh --sanity
 
 images: setup ## Build the container images from Debian's archive (cached by recipe)
@@ -36,7 +36,7 @@ lint: setup ## yamllint (strict), ruff, ansible-lint (production profile)
 units: setup ## Unit tests of the plugins (pytest, controller virtualenv)
 	tools/run-tests.sh units
 
-sanity: setup-sanity ## ansible-test sanity and units on the oldest and newest ansible-core
+sanity: setup-sanity images ## ansible-test sanity and units on the oldest and newest ansible-core
 	tools/run-tests.sh sanity-oldest sanity-newest
 
 build: setup ## Build the collection tarball, install it, ansible-doc every role from it

@@ -6,7 +6,8 @@
 # Every step is idempotent: a second run changes nothing and takes seconds.
 #
 #   tools/setup-host.sh           packages + podman + .venv
-#   tools/setup-host.sh --sanity  also the ansible-test virtualenvs (oldest and newest core)
+#   tools/setup-host.sh --sanity  also ansible-test: a virtualenv for the oldest core, a
+#                                 wheelhouse for the newest (run in a Debian 13 container)
 set -euo pipefail
 
 readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -122,16 +123,63 @@ seed_ansible_test_pip_bootstrap() {
   done
 }
 
+# make_wheelhouse DIR PYTHON_VERSION REQUIREMENTS: every wheel that ansible-test needs to run
+# sanity and unit tests on the ansible-core of REQUIREMENTS under a Python this machine does
+# not have (make test runs it in a container without network, from DIR). Downloaded by this
+# machine's pip for that Python and this machine's architecture; redone when an input changes.
+make_wheelhouse() {
+  local dir=$1 version=$2 requirements=$3
+  local unit_requirements="${ROOT}/tests/unit/requirements.txt" arch want
+  arch=$(uname -m)
+  local stamp="${STAMP_DIR}/$(basename "$dir").sha"
+  want=$(cat "$requirements" "$unit_requirements" <(printf '%s %s' "$version" "$arch") | sha256sum | cut -c1-16)
+  if [[ -d "$dir" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    log "wheelhouse ${dir#"$ROOT"/} is up to date"
+    return 0
+  fi
+  log "downloading the wheels of ${requirements#"$ROOT"/} for Python ${version} into ${dir#"$ROOT"/}"
+  rm -rf "$dir"
+  mkdir -p "$dir/requirements"
+  local pip=("${ROOT}/.venv/bin/pip" download -q --disable-pip-version-check --dest "$dir"
+    --only-binary=:all: --implementation cp --python-version "$version"
+    --abi "cp${version//./}" --abi abi3 --abi none --platform any)
+  local tag
+  for tag in manylinux2014 manylinux_2_17 manylinux_2_28 manylinux_2_34; do
+    pip+=(--platform "${tag}_${arch}")
+  done
+  "${pip[@]}" -r "$requirements"
+  # ansible-test installs its own pinned requirements (one file per sanity test, the unit
+  # tests' and its pip): take the lists from the ansible-core wheel just downloaded.
+  "${ROOT}/.venv/bin/python" - "$dir" <<'PYTHON'
+import pathlib, re, sys, zipfile
+
+wheelhouse = pathlib.Path(sys.argv[1])
+(wheel,) = wheelhouse.glob("ansible_core-*.whl")
+with zipfile.ZipFile(wheel) as archive:
+    for name in archive.namelist():
+        if re.fullmatch(r"ansible_test/_data/requirements/(sanity\..*|units|ansible-test)\.txt", name):
+            (wheelhouse / "requirements" / pathlib.PurePath(name).name).write_bytes(archive.read(name))
+    source = archive.read("ansible_test/_internal/python_requirements.py").decode()
+(wheelhouse / "requirements" / "pip.txt").write_text("pip==%s\n" % re.search(r"pip='([0-9.]+)'", source)[1])
+PYTHON
+  local args=() file
+  for file in "$dir"/requirements/*.txt "$unit_requirements"; do args+=(-r "$file"); done
+  "${pip[@]}" "${args[@]}"
+  mkdir -p "$STAMP_DIR"
+  printf '%s' "$want" >"$stamp"
+}
+
 main() {
   [[ $EUID -eq 0 ]] || { log "run as root"; exit 2; }
   install_packages
   configure_podman
   make_venv "${ROOT}/.venv" python3.11 "${ROOT}/requirements/controller.txt"
   if [[ "${1:-}" == "--sanity" ]]; then
-    make_venv "${ROOT}/.build/venv-core-oldest" python3.10 "${ROOT}/requirements/sanity-oldest.txt"
-    make_venv "${ROOT}/.build/venv-core-newest" python3.12 "${ROOT}/requirements/sanity-newest.txt"
+    # The oldest core on this machine's own Python; the newest needs a newer Python than
+    # Debian 12 has, so it runs in the Debian 13 image (Python 3.13) from a wheelhouse.
+    make_venv "${ROOT}/.build/venv-core-oldest" python3.11 "${ROOT}/requirements/sanity-oldest.txt"
     seed_ansible_test_pip_bootstrap "${ROOT}/.build/venv-core-oldest"
-    seed_ansible_test_pip_bootstrap "${ROOT}/.build/venv-core-newest"
+    make_wheelhouse "${ROOT}/.build/wheels-core-newest" 3.13 "${ROOT}/requirements/sanity-newest.txt"
   fi
 }
 
