@@ -101,15 +101,23 @@ stage_sanity-newest() {
   [[ -f "${wheels}/requirements/pip.txt" ]] || { echo "missing ${wheels}: run tools/setup-host.sh --sanity"; return 2; }
   "${ROOT}/tools/build-sanity-image.sh" || return 1
   copy_for_ansible_test
-  local core
+  local core cache="${BUILD}/sanity-newest"
   core=$(grep -v '^#' "${ROOT}/requirements/sanity-newest.txt")
+  # The container's virtualenv and ansible-test's own ones are kept between runs, for as long
+  # as the wheelhouse is the same.
+  if ! cmp -s "${BUILD}/stamps/wheels-core-newest.sha" "${cache}/wheelhouse.sha"; then
+    rm -rf "$cache"
+    mkdir -p "${cache}/venv" "${cache}/ansible"
+    cp "${BUILD}/stamps/wheels-core-newest.sha" "${cache}/wheelhouse.sha"
+  fi
   podman run --rm --network none --cap-add NET_ADMIN --entrypoint /bin/sh \
+    -v "${cache}/venv:/venv" -v "${cache}/ansible:/root/.ansible" \
     -v "${wheels}:/wheels:ro" -v "${AT_ROOT%/ansible_collections/*}:/src" \
     -v "${ROOT}/tools/ansible-test-get-pip.py:/get-pip.py:ro" \
     -e CORE="$core" -e PIP="$(cat "${wheels}/requirements/pip.txt")" \
     localhost/libsys-onprem/sanity:13 -euc '
       printf "[global]\nno-index = true\nfind-links = /wheels\ndisable-pip-version-check = true\n" >/etc/pip.conf
-      python3 -m venv /venv
+      [ -x /venv/bin/python ] || python3 -m venv /venv
       /venv/bin/pip install -q "$PIP" "$CORE"
       mkdir -p /root/.ansible/test/cache
       cp /get-pip.py "/root/.ansible/test/cache/get_pip_$(echo "${PIP#pip==}" | tr . _).py"
