@@ -170,3 +170,111 @@ def play_recap(output: str, host: str) -> dict[str, int]:
     matches = re.findall(rf"^{re.escape(host)}\s*:\s*(.*)$", output.rsplit("PLAY RECAP", maxsplit=1)[-1], re.MULTILINE)
     assert matches, f"no PLAY RECAP line for {host}:\n{output[-3000:]}"
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", matches[0])}
+
+
+# --- bad input, several cases per playbook run --------------------------------------------
+
+
+class BadInputRun:
+    """What one bad-input case got: its host alias's failure lines and PLAY RECAP counters."""
+
+    def __init__(self, case: str, alias: str, output: str) -> None:
+        self.case, self.alias, self.output = case, alias, output
+        pattern = rf"^(?:fatal|failed): \[{re.escape(alias)}(?: -> [^\]]+)?\].*$"
+        self.failures = "\n".join(re.findall(pattern, output, re.MULTILINE))
+        self.recap = play_recap(output, alias)
+
+    def check(self, *expected: str) -> None:
+        """The case failed, every expected text is in its own failure lines, nothing changed."""
+        tail = self.output[-3000:]
+        assert self.recap["failed"] == 1, f"{self.case}: {self.recap}\n{tail}"
+        assert self.recap["changed"] == 0, f"{self.case}: {self.recap}\n{tail}"
+        for text in expected:
+            assert text in self.failures, f"{self.case}: {text!r} not in its failures:\n{self.failures or tail}"
+
+
+class BadInputRuns:
+    """The cases of one run by name, and the host's state (``state``'s output) before and after."""
+
+    def __init__(self, cases: dict[str, BadInputRun], before: str, after: str) -> None:
+        self.cases, self.before, self.after = cases, before, after
+
+
+def run_bad_input_cases(
+    playbook: Path | str,
+    host: str,
+    cases: dict[str, dict],
+    state: str,
+    *,
+    forks: int = 8,
+    timeout: float = 900,
+) -> BadInputRuns:
+    """Apply ``playbook`` once for every bad-input case, each on its own alias of ``host``.
+
+    An alias is ``host`` again under another inventory name (``<host>-bad-<n>``): the same
+    address, groups and variables, plus the case's variables as host variables. One run with
+    ``forks`` aliases at a time costs one ansible-playbook start and one SSH connection
+    (the aliases share its ControlMaster) instead of one each. Every alias must fail in its
+    checks before any change, so nothing of one case can reach another; the caller compares
+    the host's state before and after the run. Results are one JSON line per task result, so
+    each alias's failure lines name only its own entry. ``state`` is a shell command whose
+    output, in the host's container, must be the same after the run as before.
+    """
+    before = podman_host(host).check_output(state)
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    shown = subprocess.run(
+        [venv_tool("ansible-inventory"), "-i", str(inventory), "--host", host],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT_DIR / ".build" / "collections")),
+    )
+    base = json.loads(shown.stdout)
+    groups = sorted(set(_inventory().get_variables(host)["group_names"]) - {"all", "ungrouped"})
+    aliases = {case: f"{host}-bad-{index}" for index, case in enumerate(cases)}
+    hosts = {aliases[case]: {**base, **variables} for case, variables in cases.items()}
+    extra = {"all": {"hosts": hosts, "children": {group: {"hosts": dict.fromkeys(hosts)} for group in groups}}}
+    with tempfile.TemporaryDirectory(prefix="libsys-onprem-bad-input-") as scratch:
+        extra_inventory = Path(scratch) / "bad-input.yml"
+        extra_inventory.write_text(json.dumps(extra), encoding="utf-8")
+        result = run_ansible_playbook(
+            playbook,
+            "--limit",
+            ",".join(hosts),
+            inventories=(extra_inventory,),
+            timeout=timeout,
+            environment={
+                "ANSIBLE_FORKS": str(forks),
+                "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+                "ANSIBLE_CALLBACK_FORMAT_PRETTY": "false",
+            },
+        )
+    output = result.stdout + result.stderr
+    runs = {case: BadInputRun(case, alias, output) for case, alias in aliases.items()}
+    return BadInputRuns(runs, before, podman_host(host).check_output(state))
+
+
+def bad_input_tests(playbook: Path | str, host: str, cases: dict[str, tuple[dict, str | list[str]]], state: str):
+    """A module-scoped fixture and the two tests of a scenario's bad-input cases, for a test
+    module to take in as its own names (pytest collects them there):
+
+        bad_input, test_bad_input_fails_before_any_change, test_bad_input_changes_nothing = (
+            bad_input_tests(PLAYBOOK, HOST, BAD_INPUT, STATE)
+        )
+
+    ``cases``: name -> (variables, the text or texts its failure must contain).
+    """
+
+    @pytest.fixture(scope="module")
+    def bad_input() -> BadInputRuns:
+        return run_bad_input_cases(playbook, host, {case: variables for case, (variables, _) in cases.items()}, state)
+
+    @pytest.mark.parametrize("case", cases)
+    def test_bad_input_fails_before_any_change(bad_input: BadInputRuns, case: str) -> None:
+        expected = cases[case][1]
+        bad_input.cases[case].check(*([expected] if isinstance(expected, str) else expected))
+
+    def test_bad_input_changes_nothing(bad_input: BadInputRuns) -> None:
+        assert bad_input.after == bad_input.before
+
+    return bad_input, test_bad_input_fails_before_any_change, test_bad_input_changes_nothing

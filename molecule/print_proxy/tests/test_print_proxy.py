@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import podman_host, run_ansible_playbook, wait_listening
+from conftest import bad_input_tests, podman_host, run_ansible_playbook, wait_listening
 
 HOSTS = {
     "onprem-pp-deb12": "198.51.100.170",
@@ -787,34 +787,26 @@ STATE = (
 GOOD = {"name": "x1", "address": "x1@print.library.example.edu", "device_uri": "cups-pdf:/"}
 
 
-@pytest.mark.parametrize(
-    ("extra", "expected"),
-    [
-        (
-            {"print_proxy_printers": [GOOD, {**GOOD, "name": "x2", "address": "not an address"}]},
-            "print_proxy_printers[1] (name: x2)",
-        ),
-        (
-            {"print_proxy_printers": [GOOD, {**GOOD, "device_uri": "cups-pdf:/x"}]},
-            "print_proxy_printers[0] (name: x1): duplicate printer",
-        ),
-        (
-            {"print_proxy_printers": [{**GOOD, "device_uri": "file:///etc/passwd"}]},
-            "print_proxy_printers[0] (name: x1): mode must be print",
-        ),
-        (
-            {"print_proxy_printers": [{**GOOD, "allowed_clients": ["198.51.100.300/24"]}]},
-            "print_proxy_printers[0] (name: x1).allowed_clients",
-        ),
-    ],
-    ids=["invalid-address", "duplicate-printer", "unknown-scheme", "bad-cidr"],
+BAD_INPUT = {
+    "invalid-address": (
+        {"print_proxy_printers": [GOOD, {**GOOD, "name": "x2", "address": "not an address"}]},
+        "print_proxy_printers[1] (name: x2)",
+    ),
+    "duplicate-printer": (
+        {"print_proxy_printers": [GOOD, {**GOOD, "device_uri": "cups-pdf:/x"}]},
+        "print_proxy_printers[0] (name: x1): duplicate printer",
+    ),
+    "unknown-scheme": (
+        {"print_proxy_printers": [{**GOOD, "device_uri": "file:///etc/passwd"}]},
+        "print_proxy_printers[0] (name: x1): mode must be print",
+    ),
+    "bad-cidr": (
+        {"print_proxy_printers": [{**GOOD, "allowed_clients": ["198.51.100.300/24"]}]},
+        "print_proxy_printers[0] (name: x1).allowed_clients",
+    ),
+}
+
+
+bad_input, test_bad_input_fails_before_any_change, test_bad_input_changes_nothing = bad_input_tests(
+    SCENARIO_DIR / "bad_input.yml", "onprem-pp-deb12", BAD_INPUT, STATE
 )
-def test_bad_input_fails_before_any_change(extra: dict, expected: str) -> None:
-    host = podman_host("onprem-pp-deb12")
-    before = host.check_output(STATE)
-    result = run_ansible_playbook(SCENARIO_DIR / "bad_input.yml", "-l", "onprem-pp-deb12", extra_vars=extra)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-3000:]
-    assert expected in output, output[-3000:]
-    assert "changed=0" in output, output[-3000:]
-    assert host.check_output(STATE) == before

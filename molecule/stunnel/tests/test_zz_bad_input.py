@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from conftest import hosts_in, podman_host
-from role_runs import PKI, fingerprint, recap
+from conftest import bad_input_tests, hosts_in, podman_host
+from role_runs import CONVERGE, FINGERPRINT, PKI, fingerprint
 from role_runs import run_role as run_role_on
 
 HOST = "onprem-stunnel-deb12"
@@ -48,71 +47,59 @@ def run_role(extra: dict):
     return run_role_on(HOST, extra)
 
 
-BAD_INPUT = [
+BAD_INPUT = {
     # Not the first entry, so the message must name the right one.
-    (
+    "unknown-mode": (
         {"stunnel_tunnels": tunnels(1, mode="bridge")},
         ["stunnel_tunnels[1] (name: sip2-foreign-ca): mode 'bridge' is not one of client, server"],
     ),
-    (
+    "server-without-check-host": (
         {"stunnel_tunnels": tunnels(3, check_host="")},
         ["stunnel_tunnels[3] (name: asrs-in): a server tunnel needs check_host, the name on the cloud's client"],
     ),
-    ({"stunnel_tunnels": tunnels(accept_port=70000)}, ["stunnel_tunnels[0] (name: sip2)", "70000 is outside 1-65535"]),
-    (
+    "port-out-of-range": (
+        {"stunnel_tunnels": tunnels(accept_port=70000)},
+        ["stunnel_tunnels[0] (name: sip2)", "70000 is outside 1-65535"],
+    ),
+    "invalid-cidr": (
         {"stunnel_tunnels": tunnels(allowed_sources=["198.51.100.300/30"])},
         ["stunnel_tunnels[0].allowed_sources[0]", "198.51.100.300/30"],
     ),
-    ({"stunnel_tunnels": tunnels(allowed_sources=["198.51.100.89/30"])}, ["198.51.100.89/30", "host bits"]),
-    (
+    "cidr-host-bits": (
+        {"stunnel_tunnels": tunnels(allowed_sources=["198.51.100.89/30"])},
+        ["198.51.100.89/30", "host bits"],
+    ),
+    "every-address-without-opt-in": (
         {"stunnel_tunnels": tunnels(3, allowed_sources=["198.51.100.80/29", "0.0.0.0/0"])},
         ["stunnel_tunnels[3].allowed_sources[1]: '0.0.0.0/0' lets in every address", "onprem_allow_any_source: true"],
     ),
-    ({"stunnel_tunnels": [*GOOD_TUNNELS, dict(GOOD_TUNNELS[0], accept_port=6009)]}, ["duplicate", "name sip2"]),
-    (
+    "duplicate-name": (
+        {"stunnel_tunnels": [*GOOD_TUNNELS, dict(GOOD_TUNNELS[0], accept_port=6009)]},
+        ["duplicate", "name sip2"],
+    ),
+    "duplicate-port": (
         {"stunnel_tunnels": [*GOOD_TUNNELS, dict(GOOD_TUNNELS[0], name="sip2-copy")]},
         ["duplicate", "accept_port 6001", "sip2-copy"],
     ),
-    ({"stunnel_cert_src": "/nonexistent/institution.crt"}, ["stunnel_cert_src", "/nonexistent/institution.crt"]),
-    ({"stunnel_key_src": f"{PKI}/cloud.key"}, ["stunnel_key does not match stunnel_cert"]),
-    (
+    "missing-cert": (
+        {"stunnel_cert_src": "/nonexistent/institution.crt"},
+        ["stunnel_cert_src", "/nonexistent/institution.crt"],
+    ),
+    "mismatched-key": ({"stunnel_key_src": f"{PKI}/cloud.key"}, ["stunnel_key does not match stunnel_cert"]),
+    "expired-cert": (
         {"stunnel_cert_src": f"{PKI}/institution-expired.crt", "stunnel_key_src": f"{PKI}/institution-expired.key"},
         ["expired on", "used by tunnels sip2, sip2-foreign-ca, sip2-wrong-name, asrs-in"],
     ),
-    (
+    "foreign-chain": (
         {"stunnel_cert_src": f"{PKI}/institution-foreign.crt", "stunnel_key_src": f"{PKI}/institution-foreign.key"},
         ["does not", "verify against stunnel_ca"],
     ),
-]
+}
 
 
-@pytest.mark.parametrize(
-    ("extra", "expected"),
-    BAD_INPUT,
-    ids=[
-        "unknown-mode",
-        "server-without-check-host",
-        "port-out-of-range",
-        "invalid-cidr",
-        "cidr-host-bits",
-        "every-address-without-opt-in",
-        "duplicate-name",
-        "duplicate-port",
-        "missing-cert",
-        "mismatched-key",
-        "expired-cert",
-        "foreign-chain",
-    ],
+bad_input, test_bad_input_fails_before_any_change, test_bad_input_changes_nothing = bad_input_tests(
+    CONVERGE, HOST, BAD_INPUT, FINGERPRINT
 )
-def test_bad_input_fails_before_any_change(extra: dict, expected: list[str]) -> None:
-    before = fingerprint(HOST)
-    result = run_role(extra)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-3000:]
-    for text in expected:
-        assert text in output, f"{text!r} not in output:\n{output[-3000:]}"
-    assert recap(result, HOST)["changed"] == 0, output[-2000:]
-    assert fingerprint(HOST) == before
 
 
 def kiosk_login_ok() -> bool:
