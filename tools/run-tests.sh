@@ -56,7 +56,9 @@ check_example_layout() {
   copy=$(mktemp -d)
   cp -r "${ROOT}/inventories/example" "${copy}/campus"
   (cd "${copy}/campus" && ansible-playbook site.yml --syntax-check >/dev/null) || rc=1
-  if ! (cd "${copy}/campus" && ansible-playbook site.yml --list-hosts) | grep -q "onprem-mail.library.example.edu"; then
+  local listed
+  listed=$(cd "${copy}/campus" && ansible-playbook site.yml --list-hosts 2>&1) || rc=1
+  if [[ "$listed" != *onprem-mail.library.example.edu* ]]; then
     echo "example layout: site.yml lists no hosts of the example inventory"
     rc=1
   fi
