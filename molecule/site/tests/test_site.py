@@ -120,6 +120,18 @@ BAD_INVENTORY = [
         ["sftp_drop_accounts[0] (name: vendor-sis).allowed_sources", "198.51.100.300/32"],
         id="sftp-cidr-typo",
     ),
+    # The map of integrations decides which group carries which integration: with the print
+    # integration moved to integration_hosts, the host is checked as a print proxy there.
+    pytest.param(
+        {"onprem_integration_groups": {"print": "integration_hosts"}, "print_proxy_printers": []},
+        ["site-fresh is in group integration_hosts but print_proxy_printers is empty"],
+        id="integration-group-renamed",
+    ),
+    pytest.param(
+        {"onprem_integration_groups": {"ftp": "sftp_servers"}},
+        ["onprem_integration_groups maps integrations (sip2, remote_storage, sftp, mail, print) to inventory group"],
+        id="unknown-integration",
+    ),
 ]
 
 
