@@ -230,7 +230,7 @@ def run_bad_input_cases(
         env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT_DIR / ".build" / "collections")),
     )
     base = json.loads(shown.stdout)
-    groups = sorted(set(_inventory().get_variables(host)["group_names"]) - {"all", "ungrouped"})
+    groups = sorted(set(host_variable(host, "group_names", [])) - {"all", "ungrouped"})
     aliases = {case: f"{host}-bad-{index}" for index, case in enumerate(cases)}
     hosts = {aliases[case]: {**base, **variables} for case, variables in cases.items()}
     extra = {"all": {"hosts": hosts, "children": {group: {"hosts": dict.fromkeys(hosts)} for group in groups}}}

@@ -3,12 +3,11 @@ candidate drop-in that loses to a weaker drop-in is refused and the running conf
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import subprocess
 
-from conftest import bad_input_tests, hosts_in, podman_host
+from conftest import bad_input_tests, hosts_in, podman_host, run_ansible_playbook
 
 HOST = sorted(hosts_in("integration_hosts"))[0]
 SCENARIO = pathlib.Path(__file__).resolve().parent.parent
@@ -28,21 +27,15 @@ def _account(name: str, **extra) -> dict:
     return {"name": name, "public_keys": [_key("vendor-sis")], **extra}
 
 
-def _run_role(tmp_path: pathlib.Path, accounts: list[dict]) -> subprocess.CompletedProcess:
-    extra = tmp_path / "vars.json"
-    extra.write_text(json.dumps({"sftp_drop_accounts": accounts}), encoding="utf-8")
-    command = [
-        "ansible-playbook",
-        "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
+def _run_role(accounts: list[dict]) -> subprocess.CompletedProcess:
+    return run_ansible_playbook(
+        SCENARIO / "converge.yml",
         "--limit",
         HOST,
-        "-e",
-        f"@{extra}",
-        str(SCENARIO / "converge.yml"),
-    ]
-    env = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT="json", NO_COLOR="1")
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
+        extra_vars={"sftp_drop_accounts": accounts},
+        timeout=600,
+        environment={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
+    )
 
 
 def _output(result: subprocess.CompletedProcess) -> str:
@@ -127,14 +120,14 @@ bad_input, test_bad_input_fails_before_any_change, test_bad_input_changes_nothin
 )
 
 
-def test_weaker_drop_in_sorting_first_is_refused_and_running_config_kept(tmp_path) -> None:
+def test_weaker_drop_in_sorting_first_is_refused_and_running_config_kept() -> None:
     host = podman_host(HOST)
     weak = "/etc/ssh/sshd_config.d/00-aaa-weak.conf"
     host.check_output(f"printf 'Match Group sftp-drop\\n    PasswordAuthentication yes\\n' > {weak}")
     try:
         before = host.check_output("md5sum /etc/ssh/sshd_config.d/00-libsys-sftp-drop.conf")
         # A change (one more account) so the drop-in is rendered again and checked.
-        result = _run_role(tmp_path, [_account("vendor-sis"), _account("vendor-extra")])
+        result = _run_role([_account("vendor-sis"), _account("vendor-extra")])
         assert result.returncode != 0
         assert "passwordauthentication is 'yes', expected 'no'" in _output(result), _output(result)[-3000:]
         assert host.check_output("md5sum /etc/ssh/sshd_config.d/00-libsys-sftp-drop.conf") == before
