@@ -69,7 +69,7 @@ check_example_layout() {
 stage_units() {
   cd "${ROOT}" || return 1
   # A test that skips for a missing tool fails here (tests/unit/conftest.py).
-  LIBSYS_REQUIRE_TOOLS=1 python -m pytest -q -n 2 tests/unit
+  LIBSYS_REQUIRE_TOOLS=1 python -m pytest -q -n 2 tests/unit tests/playbooks
 }
 
 run_ansible_test() {

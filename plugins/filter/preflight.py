@@ -4,8 +4,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Controller-side filters of the ``libsys.onprem.preflight`` role.
 
-``preflight_plan`` turns a host's integration variables into the rows of the vendor's network
-table (one row per path, with the ``libsys.onprem.port_check`` endpoint that proves it);
+``preflight_plan`` turns a host's paths (the site's entries and the rows its integration roles
+contribute) into the rows of the vendor's network table, one per path, with the
+``libsys.onprem.port_check`` endpoint that proves it; it knows no integration;
 ``preflight_report`` joins those rows with the probe results; ``preflight_junit`` and
 ``preflight_markdown`` render a report; ``preflight_changes`` compares two reports by status;
 ``bandwidth_mb`` applies the vendor's bandwidth rule. Standard library only.
@@ -19,7 +20,6 @@ import xml.etree.ElementTree as ET  # builds XML only, never parses input
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
 
@@ -50,10 +50,13 @@ ENDPOINT_KEYS = frozenset(
 )
 # Keys that describe the row of the vendor's table, not the probe.
 ROW_KEYS = frozenset({"integration", "initiator", "target", "protocol", "direction"})
+# What the roles add to the rows they contribute: where the entry comes from (for messages).
+CONTRIBUTED_KEYS = frozenset({"source"})
 # Options that make port_check's sip2 probe speak TLS.
 SIP2_TLS_KEYS = frozenset({"tls_server_name", "ca_path", "client_cert_path"})
 PROBES = ("tcp", "tls", "ssh", "smtp", "ldaps", "sip2", "listen")
-DIRECTIONS = ("outbound", "inbound")
+# local: a listener of the host for clients inside it or next to it (a tunnel's accept port).
+DIRECTIONS = ("outbound", "inbound", "local")
 PROTOCOL_OF_PROBE = {
     "tcp": "TCP",
     "tls": "TLS",
@@ -69,9 +72,6 @@ INSIDE_NOTE = "probed from the host itself (no outside probe host)"
 # (upper bound of named users or None, MB per user): the vendor's "Bandwidth Requirements".
 BANDWIDTH_TIERS = ((50, Decimal("0.025")), (200, Decimal("0.015")), (None, Decimal("0.01")))
 NOT_RUN = "not_run"
-# CUPS device URI schemes of libsys.onprem.print_proxy that reach a printer over the network.
-PRINTER_SCHEMES = {"ipp": (631, "IPP"), "ipps": (631, "IPPS"), "socket": (9100, "Raw socket"), "lpd": (515, "LPD")}
-PRINT_INTEGRATION = "Email (print via email messages)"
 
 
 def _proves(endpoint: dict[str, Any], initiator: str, prober: str, outside: bool, inbound_from_inside: bool) -> str:
@@ -148,9 +148,9 @@ def bandwidth_rate(named_users: int) -> Decimal:
 # Plan: the rows of the vendor's table for one host
 
 
-def _endpoint_problems(entry: dict[str, Any]) -> list[str]:
+def _endpoint_problems(entry: dict[str, Any], extra_keys: frozenset[str] = frozenset()) -> list[str]:
     problems = []
-    unknown = sorted(set(entry) - ENDPOINT_KEYS - ROW_KEYS)
+    unknown = sorted(set(entry) - ENDPOINT_KEYS - ROW_KEYS - extra_keys)
     if unknown:
         problems.append("unknown key(s) %s" % ", ".join(unknown))
     name = entry.get("name")
@@ -174,42 +174,14 @@ def _endpoint_problems(entry: dict[str, Any]) -> list[str]:
         problems.append("timeout must be a positive number, got %r" % (timeout,))
     if direction == "outbound" and probe != "listen" and not entry.get("host"):
         problems.append("host is required for an outbound %s probe" % probe)
+    if direction == "local" and probe != "listen":
+        problems.append("a local row is a listener of this host: probe must be listen, got %r" % probe)
     return problems
 
 
-def _tunnel_problems(tunnel: Any) -> list[str]:
-    if not isinstance(tunnel, dict):
-        return ["expected a dict, got %s" % type(tunnel).__name__]
-    problems = []
-    if not tunnel.get("name"):
-        problems.append("name is required")
-    if tunnel.get("mode") not in ("client", "server"):
-        problems.append("mode %r is not client or server" % (tunnel.get("mode"),))
-    if not _is_port(tunnel.get("accept_port")):
-        problems.append("accept_port %r is outside 1-65535" % (tunnel.get("accept_port"),))
-    if tunnel.get("connect_port") is not None and not _is_port(tunnel.get("connect_port")):
-        problems.append("connect_port %r is outside 1-65535" % (tunnel.get("connect_port"),))
-    if tunnel.get("mode") == "server" and tunnel.get("connect_port") is None:
-        problems.append("connect_port is required for a server tunnel")
-    if not tunnel.get("connect_host"):
-        problems.append("connect_host is required")
-    return problems
-
-
-def _relayhost(value: str) -> tuple[str, int]:
-    """Postfix relayhost syntax: [host]:port, host:port, host, [ipv6:addr]:port."""
-    text = value.strip()
-    port = 25
-    match = re.match(r"^\[(?:ipv6:)?([^\]]+)\](?::(\d+))?$", text)
-    if match:
-        host, port_text = match.group(1), match.group(2)
-    else:
-        host, _sep, port_text = text.partition(":")
-    if port_text:
-        port = int(port_text)
-    if not host or not _is_port(port):
-        raise AnsibleFilterError("mail relay relayhost %r is not [host]:port, host:port or host" % value)
-    return host, port
+def _same_path(endpoint: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two endpoints the same check, whatever their names."""
+    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in endpoint.items() if k != "name"))
 
 
 class _Plan:
@@ -220,44 +192,64 @@ class _Plan:
         self.vendor = str(inputs.get("vendor") or "Alma")
         self.outside = inputs.get("outside_probe_host") or None
         # SMTP inbound comes from the vendor's mail relays, not from its platform ranges: the
-        # host probing port 25 may be another one (a firewall may let only the relays in).
+        # host probing an inbound SMTP path may be another one (a firewall may let only the
+        # relays reach port 25).
         self.outside_mail = inputs.get("outside_mail_probe_host") or self.outside
         self.inbound_address = inputs.get("inbound_address") or self.host
         self.timeout = inputs.get("timeout")
+        self.ehlo_name = inputs.get("ehlo_name") or None
         self.rows: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.names: dict[str, str] = {}
+        self.paths: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def add(
-        self, row: dict[str, Any], endpoint: dict[str, Any], direction: str, origin: str, mail: bool = False
-    ) -> None:
+    def _placed(
+        self, endpoint: dict[str, Any], direction: str, outside: Optional[str]
+    ) -> tuple[dict[str, Any], str, str]:
+        """Where a path is probed from: (the endpoint as probed, probe_from, note)."""
         name = endpoint["name"]
-        outside = self.outside_mail if mail else self.outside
-        if name in self.names:
-            self.errors.append("%s: name %r is already used by %s" % (origin, name, self.names[name]))
-            return
-        self.names[name] = origin
-        endpoint = {k: v for k, v in endpoint.items() if v is not None}
-        if self.timeout is not None:
-            endpoint.setdefault("timeout", self.timeout)
         if direction == "inbound" and not outside and endpoint.get("host"):
             # A service on another host (given by the site) and nobody outside: probe it from here.
-            probe_from, note = "host", INSIDE_NOTE
-        elif direction == "inbound" and not outside:
+            return endpoint, "host", INSIDE_NOTE
+        if direction == "inbound" and not outside:
             # No host outside to probe from: prove at least that the service listens here.
             local = {"name": name, "port": endpoint["port"], "probe": "listen"}
             for key in ("required", "timeout", "listen_address"):
                 if key in endpoint:
                     local[key] = endpoint[key]
-            endpoint, probe_from, note = local, "host", LOCAL_NOTE
-        elif direction == "inbound":
+            return local, "host", LOCAL_NOTE
+        if direction == "inbound":
             endpoint.setdefault("host", self.inbound_address)
-            probe_from = "outside_mail" if outside != self.outside else "outside"
-            note = "probed from %s" % outside
-        else:
-            probe_from, note = "host", ("local listener" if direction == "local" else "")
+            return endpoint, ("outside_mail" if outside != self.outside else "outside"), "probed from %s" % outside
+        return endpoint, "host", ("local listener" if direction == "local" else "")
+
+    def add(
+        self, row: dict[str, Any], endpoint: dict[str, Any], direction: str, origin: str, merge: bool = False
+    ) -> None:
+        name = endpoint["name"]
+        if name in self.names:
+            self.errors.append("%s: name %r is already used by %s" % (origin, name, self.names[name]))
+            return
+        self.names[name] = origin
+        endpoint = {k: v for k, v in endpoint.items() if v is not None}
+        probe = endpoint.get("probe", "tcp")
+        outside = self.outside_mail if probe == "smtp" else self.outside
+        if self.timeout is not None:
+            endpoint.setdefault("timeout", self.timeout)
+        if probe == "smtp" and direction == "outbound" and self.ehlo_name:
+            endpoint.setdefault("ehlo_name", self.ehlo_name)
+        endpoint, probe_from, note = self._placed(endpoint, direction, outside)
         if endpoint.get("probe") != "listen":
             endpoint.pop("listen_address", None)
+        # Two roles' rows for one listener (one Postfix for the mail relay and the print proxy)
+        # are one path: probe it once, under the first name, and name both in the row. The site's
+        # own entries are taken as given.
+        path = _same_path(dict(endpoint, direction=direction))
+        if merge and path in self.paths:
+            first = self.paths[path]
+            if row["integration"] not in first["integration"].split("; "):
+                first["integration"] += "; " + row["integration"]
+            return
         prober = outside if probe_from.startswith("outside") else self.host
         proves = _proves(endpoint, row["initiator"], prober, probe_from.startswith("outside"), note == INSIDE_NOTE)
         self.rows.append(
@@ -276,213 +268,10 @@ class _Plan:
                 "endpoint": endpoint,
             }
         )
+        if merge:
+            self.paths.setdefault(path, self.rows[-1])
 
-    # --- the integrations of the other roles ------------------------------------------
-
-    def stunnel(self, tunnels: Any, cloud_port: int, client_tls: dict[str, Any]) -> None:
-        if not isinstance(tunnels, list):
-            self.errors.append("stunnel tunnels: expected a list, got %s" % type(tunnels).__name__)
-            return
-        for index, tunnel in enumerate(tunnels):
-            label = _label("stunnel_tunnels", index, tunnel)
-            problems = _tunnel_problems(tunnel)
-            if problems:
-                self.errors.extend("%s: %s" % (label, p) for p in problems)
-                continue
-            name = tunnel["name"]
-            station = "Stunnel workstation (%s)" % self.host
-            if tunnel["mode"] == "client":
-                sip2 = "sip" in name.lower()
-                integration = "Self-check" if sip2 else "Remote storage"
-                server_name = tunnel.get("sni") or tunnel.get("check_host") or tunnel["connect_host"]
-                endpoint = {
-                    "name": "stunnel-%s-cloud" % name,
-                    "host": tunnel["connect_host"],
-                    "port": tunnel.get("connect_port") or cloud_port,
-                    "probe": "sip2" if sip2 else "tls",
-                    "tls_server_name": server_name,
-                }
-                endpoint.update({k: v for k, v in client_tls.items() if v})
-                self.add(
-                    {
-                        "integration": integration,
-                        "initiator": station,
-                        "target": "%s (%s)" % (self.vendor, tunnel["connect_host"]),
-                        "protocol": "TLS-secured SIP2" if sip2 else "TLS-secured",
-                    },
-                    endpoint,
-                    "outbound",
-                    label,
-                )
-                self.add(
-                    {
-                        "integration": integration,
-                        "initiator": "SIP2 self-check stations" if sip2 else "Remote storage system",
-                        "target": "%s, tunnel %s" % (station, name),
-                        "protocol": "TCP (plain, into the tunnel)",
-                    },
-                    {
-                        "name": "stunnel-%s-listener" % name,
-                        "port": tunnel["accept_port"],
-                        "probe": "listen",
-                        "listen_address": tunnel.get("accept_address") or None,
-                    },
-                    "local",
-                    label,
-                )
-            else:
-                self.add(
-                    {
-                        "integration": "Remote storage",
-                        "initiator": self.vendor,
-                        "target": "%s, tunnel %s" % (station, name),
-                        "protocol": "TLS-secured",
-                    },
-                    {
-                        "name": "stunnel-%s-inbound" % name,
-                        "port": tunnel["accept_port"],
-                        # The tunnel requires the cloud's client certificate, which no probe has:
-                        # reaching the port through every firewall is what can be proven.
-                        "probe": "tcp",
-                        "listen_address": tunnel.get("accept_address") or None,
-                    },
-                    "inbound",
-                    label,
-                )
-                self.add(
-                    {
-                        "integration": "Remote storage",
-                        "initiator": station,
-                        "target": "Remote storage system (%s)" % tunnel["connect_host"],
-                        "protocol": "TCP",
-                    },
-                    {
-                        "name": "stunnel-%s-asrs" % name,
-                        "host": tunnel["connect_host"],
-                        "port": tunnel["connect_port"],
-                        "probe": "tcp",
-                    },
-                    "outbound",
-                    label,
-                )
-
-    def sftp_drop(self, port: Any) -> None:
-        if not _is_port(port):
-            self.errors.append("sftp_drop port %r is outside 1-65535" % (port,))
-            return
-        self.add(
-            {
-                "integration": "S/FTP file-based integrations",
-                "initiator": self.vendor,
-                "target": "S/FTP server (%s)" % self.host,
-                "protocol": "S/FTP",
-            },
-            {"name": "sftp-drop", "port": port, "probe": "ssh"},
-            "inbound",
-            "sftp_drop",
-        )
-
-    def mail_relay(self, ports: Any, relayhost: str, ehlo_name: Optional[str]) -> None:
-        for port in ports or []:
-            if not _is_port(port):
-                self.errors.append("mail_relay port %r is outside 1-65535" % (port,))
-                continue
-            self.add(
-                {
-                    "integration": "Email",
-                    "initiator": self.vendor,
-                    "target": "Email server (%s)" % self.host,
-                    "protocol": "SMTP",
-                },
-                {
-                    "name": "mail-relay-smtp" if port == 25 else "mail-relay-smtp-%d" % port,
-                    "port": port,
-                    "probe": "smtp",
-                },
-                "inbound",
-                "mail_relay",
-                mail=True,
-            )
-        if relayhost:
-            try:
-                host, port = _relayhost(relayhost)
-            except AnsibleFilterError as exc:
-                self.errors.append(str(exc))
-                return
-            self.add(
-                {
-                    "integration": "Email",
-                    "initiator": "Email server (%s)" % self.host,
-                    "target": "Campus smarthost (%s)" % host,
-                    "protocol": "SMTP",
-                },
-                {"name": "mail-relay-smarthost", "host": host, "port": port, "probe": "smtp", "ehlo_name": ehlo_name},
-                "outbound",
-                "mail_relay relayhost",
-            )
-
-    def print_proxy(self, printers: Any, smtp_port: int) -> None:
-        if not isinstance(printers, list):
-            self.errors.append("print_proxy printers: expected a list, got %s" % type(printers).__name__)
-            return
-        if not printers:
-            return
-        if "mail-relay-smtp" not in self.names:
-            self.add(
-                {
-                    "integration": PRINT_INTEGRATION,
-                    "initiator": self.vendor,
-                    "target": "Print proxy (%s)" % self.host,
-                    "protocol": "SMTP",
-                },
-                {"name": "print-proxy-smtp", "port": smtp_port, "probe": "smtp"},
-                "inbound",
-                "print_proxy",
-                mail=True,
-            )
-        if any(isinstance(p, dict) and p.get("mode") in ("mailbox", "both") for p in printers):
-            self.add(
-                {
-                    "integration": PRINT_INTEGRATION,
-                    "initiator": "Print-proxy software (campus)",
-                    "target": "Print proxy mailboxes (%s)" % self.host,
-                    "protocol": "IMAPS",
-                },
-                {"name": "print-proxy-imaps", "port": 993, "probe": "listen"},
-                "local",
-                "print_proxy",
-            )
-        for index, printer in enumerate(printers):
-            label = _label("print_proxy_printers", index, printer)
-            if not isinstance(printer, dict) or not printer.get("name"):
-                self.errors.append("%s: expected a dict with a name" % label)
-                continue
-            uri = printer.get("device_uri") or ""
-            scheme = uri.split(":", 1)[0].lower()
-            if scheme not in PRINTER_SCHEMES:
-                continue  # mailbox printers and cups-pdf queues have no network path
-            try:
-                parts = urlsplit(uri)
-                host, port = parts.hostname, parts.port or PRINTER_SCHEMES[scheme][0]
-            except ValueError as exc:
-                self.errors.append("%s: device_uri %r is not a valid URI (%s)" % (label, uri, exc))
-                continue
-            if not host:
-                self.errors.append("%s: device_uri %r has no host" % (label, uri))
-                continue
-            self.add(
-                {
-                    "integration": PRINT_INTEGRATION,
-                    "initiator": "Print proxy (%s)" % self.host,
-                    "target": "Printer %s (%s)" % (printer["name"], host),
-                    "protocol": PRINTER_SCHEMES[scheme][1],
-                },
-                {"name": "print-proxy-printer-%s" % printer["name"], "host": host, "port": port, "probe": "tcp"},
-                "outbound",
-                label,
-            )
-
-    def listed(self, what: str, entries: Any, default_direction: str) -> None:
+    def listed(self, what: str, entries: Any, default_direction: str, contributed: bool = False) -> None:
         if not isinstance(entries, list):
             self.errors.append("%s: expected a list, got %s" % (what, type(entries).__name__))
             return
@@ -491,7 +280,9 @@ class _Plan:
             if not isinstance(entry, dict):
                 self.errors.append("%s: expected a dict, got %s" % (label, type(entry).__name__))
                 continue
-            problems = _endpoint_problems(entry)
+            if contributed and entry.get("source"):
+                label = "%s (from %s)" % (label, entry["source"])
+            problems = _endpoint_problems(entry, CONTRIBUTED_KEYS if contributed else frozenset())
             if problems:
                 self.errors.extend("%s: %s" % (label, p) for p in problems)
                 continue
@@ -512,33 +303,26 @@ class _Plan:
             }
             endpoint = {k: v for k, v in entry.items() if k in ENDPOINT_KEYS}
             endpoint.setdefault("probe", probe)
-            self.add(row, endpoint, direction, label)
+            self.add(row, endpoint, direction, label, merge=contributed)
 
 
 def preflight_plan(inputs: dict[str, Any]) -> list[dict[str, Any]]:
     """The checks of one host, one per row of the vendor's table; fails naming every bad entry.
 
     ``inputs`` keys: host, vendor, inbound_address, outside_probe_host, outside_mail_probe_host
-    (SMTP inbound; default outside_probe_host), timeout,
-    stunnel_tunnels, stunnel_cloud_port, stunnel_client_tls (ca_path, client_cert_path,
-    client_key_path), sftp_drop_port (None: no S/FTP drop), mail_relay_ports (list),
-    mail_relay_relayhost, ehlo_name, print_proxy_printers, print_proxy_smtp_port,
-    vendor_endpoints, extra_endpoints.
+    (inbound SMTP probes; default outside_probe_host), timeout, ehlo_name (outbound SMTP probes
+    that set none), vendor_endpoints and extra_endpoints (the site's), role_endpoints (the rows
+    the integration roles contribute, each may name its ``source``). Every list has the same
+    schema: port_check endpoint options plus the row keys integration, initiator, target,
+    protocol and direction (outbound, inbound, local).
     """
     if not isinstance(inputs, dict):
         raise AnsibleFilterError("preflight_plan: expected a dict of inputs, got %s" % type(inputs).__name__)
     plan = _Plan(inputs)
-    # Site-given entries first: their names win, a generated row with the same name is the error.
+    # Site-given entries first: their names win, a contributed row with the same name is the error.
     plan.listed("preflight_vendor_endpoints", inputs.get("vendor_endpoints") or [], "outbound")
     plan.listed("preflight_extra_endpoints", inputs.get("extra_endpoints") or [], "outbound")
-    cloud_port = inputs.get("stunnel_cloud_port") or 6443
-    plan.stunnel(inputs.get("stunnel_tunnels") or [], cloud_port, inputs.get("stunnel_client_tls") or {})
-    if inputs.get("sftp_drop_port") not in (None, "", False):
-        plan.sftp_drop(inputs["sftp_drop_port"])
-    plan.mail_relay(
-        inputs.get("mail_relay_ports") or [], inputs.get("mail_relay_relayhost") or "", inputs.get("ehlo_name")
-    )
-    plan.print_proxy(inputs.get("print_proxy_printers") or [], inputs.get("print_proxy_smtp_port") or 25)
+    plan.listed("preflight_role_endpoints", inputs.get("role_endpoints") or [], "outbound", contributed=True)
     if plan.errors:
         raise AnsibleFilterError(
             "preflight: %d problem(s), nothing was probed: %s" % (len(plan.errors), "; ".join(plan.errors))

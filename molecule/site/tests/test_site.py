@@ -85,7 +85,21 @@ VENDOR_SIS = {
     "public_keys": ["{{ lookup('ansible.builtin.file', lab_dir ~ '/sftp-keys/vendor-sis.pub') }}"],
 }
 PORT_OUT_OF_RANGE = {
-    "stunnel_tunnels": [{"name": "sip2", "mode": "client", "accept_port": 70000, "connect_host": "cloud.example.org"}]
+    "stunnel_tunnels": [
+        {
+            "name": "sip2",
+            "mode": "client",
+            "integration": "sip2",
+            "accept_port": 70000,
+            "connect_host": "cloud.example.org",
+        }
+    ]
+}
+# The site's own entry takes the name of a row the sftp_drop role contributes to preflight.
+PREFLIGHT_NAME_CLASH = {
+    "preflight_extra_endpoints": [
+        {"name": "sftp-drop", "integration": "Staff workstation", "host": "192.0.2.1", "port": 22}
+    ]
 }
 SFTP_CIDR_TYPO = {"sftp_drop_accounts": [VENDOR_SIS | {"allowed_sources": ["198.51.100.300/32"]}]}
 BAD_INVENTORY = [
@@ -99,6 +113,27 @@ BAD_INVENTORY = [
         PORT_OUT_OF_RANGE,
         ["stunnel_tunnels[0] (name: sip2)", "accept_port 70000 is outside 1-65535"],
         id="port-out-of-range",
+    ),
+    pytest.param(
+        {
+            "stunnel_tunnels": [
+                {"name": "sip2", "mode": "client", "accept_port": 6001, "connect_host": "cloud.example.org"}
+            ]
+        },
+        [
+            "site-fresh is in group sip2_gateways but stunnel_tunnels has no SIP2 tunnel",
+            "(mode: client, integration: sip2)",
+        ],
+        id="sip2-without-a-sip2-tunnel",
+    ),
+    # The roles' preflight rows are built in the validation play, before any change.
+    pytest.param(
+        PREFLIGHT_NAME_CLASH,
+        [
+            "preflight_role_endpoints[",
+            "(name: sftp-drop) (from sftp_drop_port): name 'sftp-drop' is already used by preflight_extra_endpoints[0]",
+        ],
+        id="preflight-name-clash",
     ),
     pytest.param(
         {"print_proxy_printers": []},

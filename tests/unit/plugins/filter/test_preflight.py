@@ -27,20 +27,62 @@ from ansible_collections.libsys.onprem.plugins.filter.preflight import (
     preflight_report,
 )
 
-SIP2_CLIENT = {
-    "name": "sip2-selfcheck",
-    "mode": "client",
-    "accept_address": "127.0.0.1",
-    "accept_port": 6001,
-    "connect_host": "sip2.alma.example.org",
-    "sni": "cloud.example.org",
+# Rows as the integration roles publish them (tests/playbooks checks what they publish).
+SIP2_CLOUD = {
+    "name": "stunnel-sip2-selfcheck-cloud",
+    "source": "stunnel_tunnels[0] (name: sip2-selfcheck)",
+    "integration": "Self-check",
+    "direction": "outbound",
+    "initiator": "Stunnel workstation (onprem1)",
+    "protocol": "TLS-secured SIP2",
+    "host": "sip2.alma.example.org",
+    "port": 6443,
+    "probe": "sip2",
+    "tls_server_name": "cloud.example.org",
 }
-ASRS_SERVER = {
-    "name": "asrs-in",
-    "mode": "server",
-    "accept_port": 5001,
-    "connect_host": "192.0.2.50",
-    "connect_port": 2001,
+SIP2_LISTENER = {
+    "name": "stunnel-sip2-selfcheck-listener",
+    "source": "stunnel_tunnels[0] (name: sip2-selfcheck)",
+    "integration": "Self-check",
+    "direction": "local",
+    "initiator": "SIP2 self-check stations",
+    "target": "Stunnel workstation (onprem1), tunnel sip2-selfcheck",
+    "protocol": "TCP (plain, into the tunnel)",
+    "port": 6001,
+    "probe": "listen",
+    "listen_address": "127.0.0.1",
+}
+SFTP_ROW = {
+    "name": "sftp-drop",
+    "source": "sftp_drop_port",
+    "integration": "S/FTP file-based integrations",
+    "direction": "inbound",
+    "target": "S/FTP server (onprem1)",
+    "protocol": "S/FTP",
+    "port": 2222,
+    "probe": "ssh",
+}
+SMTP_ROW = {
+    "name": "mail-relay-smtp",
+    "source": "mail_relay",
+    "integration": "Email",
+    "direction": "inbound",
+    "target": "Email server (onprem1)",
+    "protocol": "SMTP",
+    "port": 25,
+    "probe": "smtp",
+}
+SMARTHOST = {
+    "name": "mail-relay-smarthost",
+    "source": "mail_relay_relayhost",
+    "integration": "Email",
+    "direction": "outbound",
+    "initiator": "Email server (onprem1)",
+    "target": "Campus smarthost (smtp.example.edu)",
+    "protocol": "SMTP",
+    "host": "smtp.example.edu",
+    "port": 25,
+    "probe": "smtp",
 }
 STAFF = {"name": "staff-https", "integration": "Staff workstation", "host": "myinst.alma.example.org", "port": 443}
 
@@ -99,12 +141,16 @@ def test_bandwidth_mb_rejects_bad_counts(users: Any) -> None:
 # --- plan ------------------------------------------------------------------------------
 
 
-def test_client_tunnel_gives_a_sip2_check_and_a_listener_check() -> None:
-    rows = by_name(preflight_plan(inputs(stunnel_tunnels=[SIP2_CLIENT], stunnel_cloud_port=6443)))
+def test_contributed_rows_keep_their_cells_and_the_vendor_fills_the_rest() -> None:
+    rows = by_name(preflight_plan(inputs(role_endpoints=[SIP2_CLOUD, SIP2_LISTENER])))
     cloud = rows["stunnel-sip2-selfcheck-cloud"]
-    assert cloud["integration"] == "Self-check"
-    assert cloud["protocol"] == "TLS-secured SIP2"
-    assert cloud["direction"] == "outbound"
+    assert (cloud["integration"], cloud["protocol"], cloud["direction"]) == (
+        "Self-check",
+        "TLS-secured SIP2",
+        "outbound",
+    )
+    assert cloud["initiator"] == "Stunnel workstation (onprem1)"
+    assert cloud["target"] == "Alma (sip2.alma.example.org)"
     assert cloud["endpoint"] == {
         "name": "stunnel-sip2-selfcheck-cloud",
         "host": "sip2.alma.example.org",
@@ -119,24 +165,13 @@ def test_client_tunnel_gives_a_sip2_check_and_a_listener_check() -> None:
         "probe": "listen",
         "listen_address": "127.0.0.1",
     }
-    assert listener["probe_from"] == "host"
-
-
-def test_client_tunnel_without_sip_is_remote_storage_with_tls_and_client_material() -> None:
-    tunnel = {"name": "asrs-out", "mode": "client", "accept_port": 6002, "connect_host": "asrs.alma.example.org"}
-    tls = {"ca_path": "/etc/stunnel/libsys/tls/cloud-ca.pem", "client_cert_path": "", "client_key_path": ""}
-    row = by_name(preflight_plan(inputs(stunnel_tunnels=[tunnel], stunnel_client_tls=tls)))["stunnel-asrs-out-cloud"]
-    assert row["integration"] == "Remote storage"
-    assert row["endpoint"]["probe"] == "tls"
-    assert row["endpoint"]["port"] == 6443  # stunnel's default cloud port
-    assert row["endpoint"]["ca_path"] == "/etc/stunnel/libsys/tls/cloud-ca.pem"
-    assert "client_cert_path" not in row["endpoint"]
+    assert (listener["probe_from"], listener["note"]) == ("host", "local listener")
 
 
 @pytest.mark.parametrize(
     ("outside", "probe_from", "probe", "note", "host"),
     [
-        ("outside1", "outside", "tcp", "probed from outside1", "203.0.113.10"),
+        ("outside1", "outside", "ssh", "probed from outside1", "203.0.113.10"),
         ("", "host", "listen", LOCAL_NOTE, None),
         (None, "host", "listen", LOCAL_NOTE, None),
     ],
@@ -144,24 +179,12 @@ def test_client_tunnel_without_sip_is_remote_storage_with_tls_and_client_materia
 def test_inbound_paths_follow_the_outside_probe_host(
     outside: Any, probe_from: str, probe: str, note: str, host: Any
 ) -> None:
-    rows = by_name(
-        preflight_plan(inputs(outside_probe_host=outside, stunnel_tunnels=[ASRS_SERVER], sftp_drop_port=2222))
-    )
-    for name in ("stunnel-asrs-in-inbound", "sftp-drop"):
-        assert rows[name]["direction"] == "inbound"
-        assert rows[name]["probe_from"] == probe_from
-        assert rows[name]["note"] == note
-        assert rows[name]["endpoint"].get("host") == host
-    assert rows["stunnel-asrs-in-inbound"]["endpoint"]["probe"] == probe
-    assert rows["sftp-drop"]["endpoint"]["probe"] == ("ssh" if outside else "listen")
-    assert rows["sftp-drop"]["port"] == 2222
-    # The server tunnel's way on to the remote storage system is outbound from the host.
-    assert rows["stunnel-asrs-in-asrs"]["endpoint"] == {
-        "name": "stunnel-asrs-in-asrs",
-        "host": "192.0.2.50",
-        "port": 2001,
-        "probe": "tcp",
-    }
+    row = by_name(preflight_plan(inputs(outside_probe_host=outside, role_endpoints=[SFTP_ROW])))["sftp-drop"]
+    assert (row["direction"], row["probe_from"], row["note"]) == ("inbound", probe_from, note)
+    assert row["endpoint"].get("host") == host
+    assert row["endpoint"]["probe"] == probe
+    assert row["port"] == 2222
+    assert row["initiator"] == "Alma"
 
 
 def test_site_inbound_entry_with_a_host_is_probed_from_the_host_without_outside_probe() -> None:
@@ -202,13 +225,13 @@ def test_site_inbound_entry_with_a_host_is_probed_from_the_host_without_outside_
         (
             "sftp-drop",
             None,
-            "a service of onprem1 listens on port 22; nothing connected to it, so not that Alma can reach it",
+            "a service of onprem1 listens on port 2222; nothing connected to it, so not that Alma can reach it",
         ),
         # Inbound from the outside probe host: a stand-in for the vendor, not its addresses.
         (
             "sftp-drop",
             "outside1",
-            "the SSH server at 203.0.113.10:22 sends its identification (no login), from outside1, standing"
+            "the SSH server at 203.0.113.10:2222 sends its identification (no login), from outside1, standing"
             " in for Alma (not its own addresses)",
         ),
         # A site's inbound entry on another campus host, probed from the host itself.
@@ -234,38 +257,12 @@ def test_each_row_says_what_a_pass_proves(name: str, outside: Any, proves: str) 
         preflight_plan(
             inputs(
                 vendor_endpoints=[dict(STAFF, probe="tls", initiator="Staff workstation"), oclc, ldaps],
-                stunnel_tunnels=[SIP2_CLIENT],
-                stunnel_cloud_port=6443,
-                sftp_drop_port=22,
+                role_endpoints=[SIP2_CLOUD, SIP2_LISTENER, SFTP_ROW],
                 outside_probe_host=outside,
             )
         )
     )
     assert rows[name]["proves"] == proves
-
-
-@pytest.mark.parametrize(
-    ("relayhost", "host", "port"),
-    [
-        ("[smtp.example.edu]:587", "smtp.example.edu", 587),
-        ("smtp.example.edu", "smtp.example.edu", 25),
-        ("smtp.example.edu:2525", "smtp.example.edu", 2525),
-        ("[192.0.2.25]", "192.0.2.25", 25),
-        ("[ipv6:2001:db8::25]:25", "2001:db8::25", 25),
-    ],
-)
-def test_mail_relay_rows(relayhost: str, host: str, port: int) -> None:
-    rows = by_name(
-        preflight_plan(
-            inputs(
-                mail_relay_ports=[25, 587], mail_relay_relayhost=relayhost, ehlo_name="x.edu", outside_probe_host="o"
-            )
-        )
-    )
-    assert rows["mail-relay-smtp"]["endpoint"]["probe"] == "smtp"
-    assert rows["mail-relay-smtp-587"]["port"] == 587
-    smarthost = rows["mail-relay-smarthost"]["endpoint"]
-    assert (smarthost["host"], smarthost["port"], smarthost["ehlo_name"]) == (host, port, "x.edu")
 
 
 @pytest.mark.parametrize(
@@ -276,70 +273,44 @@ def test_mail_relay_rows(relayhost: str, host: str, port: int) -> None:
         ("relay-probe", "outside_mail", "outside"),
     ],
 )
-def test_smtp_rows_follow_the_mail_probe_host(mail_probe_host: str, smtp_from: str, sftp_from: str) -> None:
+def test_inbound_smtp_rows_follow_the_mail_probe_host(mail_probe_host: str, smtp_from: str, sftp_from: str) -> None:
+    """The probe type decides (smtp), whichever list the row comes from."""
+    site_smtp = {"name": "site-smtp", "integration": "Email", "direction": "inbound", "port": 2525, "probe": "smtp"}
     rows = by_name(
         preflight_plan(
             inputs(
-                mail_relay_ports=[25, 587],
-                print_proxy_printers=[{"name": "pdf", "device_uri": "cups-pdf:/"}],
-                sftp_drop_port=22,
+                extra_endpoints=[site_smtp],
+                role_endpoints=[SMTP_ROW, SFTP_ROW],
                 outside_probe_host="o",
                 outside_mail_probe_host=mail_probe_host,
             )
         )
     )
-    assert [rows[name]["probe_from"] for name in ("mail-relay-smtp", "mail-relay-smtp-587")] == [smtp_from] * 2
+    assert [rows[name]["probe_from"] for name in ("mail-relay-smtp", "site-smtp")] == [smtp_from] * 2
     assert rows["sftp-drop"]["probe_from"] == sftp_from
     assert rows["mail-relay-smtp"]["note"] == "probed from %s" % (mail_probe_host or "o")
+    assert rows["mail-relay-smtp"]["endpoint"]["host"] == "203.0.113.10"
 
 
-def test_print_proxy_smtp_row_follows_the_mail_probe_host() -> None:
-    printers = [{"name": "pdf", "device_uri": "cups-pdf:/"}]
-    rows = by_name(preflight_plan(inputs(print_proxy_printers=printers, outside_mail_probe_host="relay-probe")))
-    assert rows["print-proxy-smtp"]["probe_from"] == "outside_mail"
-    assert rows["print-proxy-smtp"]["endpoint"]["host"] == "203.0.113.10"
-
-
-@pytest.mark.parametrize(
-    ("uri", "host", "port", "protocol"),
-    [
-        ("ipp://192.0.2.40/ipp/print", "192.0.2.40", 631, "IPP"),
-        ("ipps://printer.example.edu:8631/ipp/print", "printer.example.edu", 8631, "IPPS"),
-        ("socket://192.0.2.41", "192.0.2.41", 9100, "Raw socket"),
-        ("lpd://192.0.2.42/queue", "192.0.2.42", 515, "LPD"),
-    ],
-)
-def test_print_proxy_printer_rows(uri: str, host: str, port: int, protocol: str) -> None:
-    printers = [{"name": "circdesk", "device_uri": uri}, {"name": "pdf", "device_uri": "cups-pdf:/"}]
-    rows = by_name(preflight_plan(inputs(print_proxy_printers=printers, outside_probe_host="o")))
-    assert set(rows) == {"print-proxy-smtp", "print-proxy-printer-circdesk"}
-    printer = rows["print-proxy-printer-circdesk"]
-    assert (printer["endpoint"]["host"], printer["port"], printer["protocol"]) == (host, port, protocol)
-    assert printer["direction"] == "outbound"
-    assert rows["print-proxy-smtp"]["endpoint"] == {
-        "name": "print-proxy-smtp",
-        "host": "203.0.113.10",
-        "port": 25,
-        "probe": "smtp",
-    }
-
-
-def test_print_proxy_mailboxes_give_a_local_imaps_check() -> None:
-    printers = [
-        {"name": "ill", "mode": "mailbox"},
-        {"name": "desk", "mode": "both", "device_uri": "socket://192.0.2.9"},
-    ]
-    rows = by_name(preflight_plan(inputs(print_proxy_printers=printers)))
-    assert set(rows) == {"print-proxy-smtp", "print-proxy-imaps", "print-proxy-printer-desk"}
-    assert rows["print-proxy-imaps"]["endpoint"] == {"name": "print-proxy-imaps", "port": 993, "probe": "listen"}
-    assert rows["print-proxy-smtp"]["note"] == LOCAL_NOTE
-
-
-def test_print_proxy_shares_the_mail_relay_smtp_check() -> None:
+def test_the_ehlo_name_goes_to_outbound_smtp_checks_that_set_none() -> None:
+    own = dict(SMARTHOST, name="own-ehlo", ehlo_name="relay.example.edu")
     rows = by_name(
-        preflight_plan(inputs(mail_relay_ports=[25], print_proxy_printers=[{"name": "m", "mode": "mailbox"}]))
+        preflight_plan(inputs(role_endpoints=[SMTP_ROW, SMARTHOST, own], ehlo_name="x.edu", outside_probe_host="o"))
     )
-    assert set(rows) == {"mail-relay-smtp", "print-proxy-imaps"}
+    assert rows["mail-relay-smarthost"]["endpoint"]["ehlo_name"] == "x.edu"
+    assert rows["own-ehlo"]["endpoint"]["ehlo_name"] == "relay.example.edu"
+    assert "ehlo_name" not in rows["mail-relay-smtp"]["endpoint"]
+
+
+@pytest.mark.parametrize("outside", ["o", None])
+def test_one_listener_for_two_integrations_is_one_check_naming_both(outside: Any) -> None:
+    print_smtp = dict(SMTP_ROW, name="print-proxy-smtp", integration="Email (print via email messages)")
+    print_smtp["target"] = "Print proxy (onprem1)"
+    rows = preflight_plan(
+        inputs(role_endpoints=[SMTP_ROW, print_smtp, dict(print_smtp, name="again")], outside_probe_host=outside)
+    )
+    assert [row["name"] for row in rows] == ["mail-relay-smtp"]
+    assert rows[0]["integration"] == "Email; Email (print via email messages)"
 
 
 def test_vendor_endpoint_defaults_and_timeout() -> None:
@@ -366,35 +337,28 @@ def test_empty_inputs_give_an_empty_plan() -> None:
         ({"vendor_endpoints": [dict(STAFF, port=True)]}, "(name: staff-https): port True is outside 1-65535"),
         ({"vendor_endpoints": [dict(STAFF, probe="http")]}, "probe 'http' is not one of"),
         ({"vendor_endpoints": [dict(STAFF, prot=1)]}, "unknown key(s) prot"),
+        # source is for the rows the roles contribute only.
+        ({"vendor_endpoints": [dict(STAFF, source="x")]}, "unknown key(s) source"),
         ({"vendor_endpoints": [{k: v for k, v in STAFF.items() if k != "integration"}]}, "integration"),
         ({"vendor_endpoints": [{k: v for k, v in STAFF.items() if k != "host"}]}, "host is required"),
         ({"vendor_endpoints": [dict(STAFF, direction="sideways")]}, "direction 'sideways'"),
+        ({"vendor_endpoints": [dict(STAFF, direction="local")]}, "probe must be listen, got 'tcp'"),
         ({"vendor_endpoints": [dict(STAFF, required="yes")]}, "required must be true or false"),
         ({"vendor_endpoints": [dict(STAFF, timeout=0)]}, "timeout must be a positive number"),
         ({"vendor_endpoints": [dict(STAFF, name="has space")]}, "name 'has space'"),
         ({"vendor_endpoints": [STAFF, STAFF]}, "name 'staff-https' is already used by preflight_vendor_endpoints[0]"),
         ({"vendor_endpoints": ["staff"]}, "preflight_vendor_endpoints[0]: expected a dict"),
         ({"vendor_endpoints": {"name": "x"}}, "preflight_vendor_endpoints: expected a list"),
+        ({"role_endpoints": {"name": "x"}}, "preflight_role_endpoints: expected a list"),
         (
-            {"stunnel_tunnels": [dict(SIP2_CLIENT, accept_port=0)]},
-            "stunnel_tunnels[0] (name: sip2-selfcheck): accept_port 0 is outside 1-65535",
+            {"role_endpoints": [dict(SFTP_ROW, port=70022)]},
+            "preflight_role_endpoints[0] (name: sftp-drop) (from sftp_drop_port): port 70022 is outside 1-65535",
         ),
-        ({"stunnel_tunnels": [dict(ASRS_SERVER, connect_port=None)]}, "connect_port is required for a server tunnel"),
-        ({"stunnel_tunnels": [dict(ASRS_SERVER, mode="both")]}, "mode 'both' is not client or server"),
-        ({"sftp_drop_port": 70022}, "sftp_drop port 70022 is outside 1-65535"),
-        ({"mail_relay_relayhost": "[smtp.example.edu]:99999"}, "relayhost"),
+        # The site's names win: the role's row is the one named in the error.
         (
-            {"print_proxy_printers": [{"device_uri": "ipp://x/"}]},
-            "print_proxy_printers[0]: expected a dict with a name",
-        ),
-        (
-            {"print_proxy_printers": [{"name": "p", "device_uri": "ipp:///x"}]},
-            "(name: p): device_uri 'ipp:///x' has no host",
-        ),
-        ({"print_proxy_printers": [{"name": "p", "device_uri": "socket://x:99999"}]}, "is not a valid URI"),
-        (
-            {"vendor_endpoints": [dict(STAFF, name="sftp-drop")], "sftp_drop_port": 22},
-            "sftp_drop: name 'sftp-drop' is already used by preflight_vendor_endpoints[0]",
+            {"vendor_endpoints": [dict(STAFF, name="sftp-drop")], "role_endpoints": [SFTP_ROW]},
+            "preflight_role_endpoints[0] (name: sftp-drop) (from sftp_drop_port): name 'sftp-drop' is already used"
+            " by preflight_vendor_endpoints[0]",
         ),
     ],
 )
@@ -418,7 +382,7 @@ def make_report(**kwargs: Any) -> dict[str, Any]:
         inputs(
             vendor_endpoints=[STAFF, dict(STAFF, name="primo-bo", port=1443, required=False)],
             extra_endpoints=[dict(STAFF, name="oclc", integration="OCLC Connexion", port=5500)],
-            sftp_drop_port=22,
+            role_endpoints=[dict(SFTP_ROW, port=22)],
         )
     )
     results = [
@@ -449,7 +413,7 @@ def test_report_without_named_users_has_no_bandwidth() -> None:
 
 
 def test_missing_result_is_not_run_and_failed() -> None:
-    checks = preflight_plan(inputs(sftp_drop_port=22, outside_probe_host="outside1"))
+    checks = preflight_plan(inputs(role_endpoints=[SFTP_ROW], outside_probe_host="outside1"))
     report = preflight_report(checks, [], host="onprem1", outside_probe_host="outside1", not_run_reason="unreachable")
     row = report["rows"][0]
     assert (row["status"], row["ok"], row["message"]) == ("not_run", False, "no result: unreachable")
