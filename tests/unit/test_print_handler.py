@@ -10,30 +10,18 @@ from __future__ import annotations
 
 import email
 import email.policy
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-HANDLER = Path(__file__).resolve().parents[2] / "roles" / "print_proxy" / "files" / "print-handler.py"
+from ansible_collections.libsys.onprem.tests.unit.role_files import ROLES, load_role_file
+
+HANDLER = ROLES / "print_proxy" / "files" / "print-handler.py"
 LIMITS = {"max_parts": 50, "max_depth": 6}
 
 
-def load_handler():
-    """Import the handler from the role without writing its bytecode into the role's files."""
-    before, sys.dont_write_bytecode = sys.dont_write_bytecode, True
-    try:
-        spec = importlib.util.spec_from_file_location("print_handler", HANDLER)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = before
-    return module
-
-
-handler = load_handler()
+handler = load_role_file("print_proxy", "print-handler.py", "print_handler")
 
 
 def nested(depth: int) -> bytes:
