@@ -117,6 +117,12 @@ up() {
     log "end-to-end demo"
     "${ROOT}/.venv/bin/python" "${ROOT}/tools/lab-demo.py" --report-dir "${REPORT_DIR}"
   fi
+  # What a sysadmin sees on the host (also as JSON in the report directory).
+  log "operations: libsys-onprem-status on lab-onprem"
+  local rc=0
+  podman exec lab-onprem libsys-onprem-status || rc=$?
+  podman exec lab-onprem libsys-onprem-status --json > "${REPORT_DIR}/status.json" || true
+  STEPS+=("$(printf '%-34s exit %d (0 ok, 1 warning, 2 critical)' "Status command on lab-onprem" "${rc}")")
   printf '\nThe lab ran:\n'
   printf '  %s\n' "${STEPS[@]}"
   printf '\nContainers (podman ps --filter label=org.libsys.onprem.lab=1):\n'

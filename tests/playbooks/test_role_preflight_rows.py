@@ -11,18 +11,13 @@ preflight playbook passes them, so these tests see the report's rows.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ansible_collections.libsys.onprem.plugins.filter.preflight import preflight_plan
+from ansible_collections.libsys.onprem.tests.playbooks.cases import run_cases
 
 PLAYBOOK = Path(__file__).with_name("role_preflight_rows.yml")
 
@@ -128,30 +123,7 @@ for _index, _relayhost in enumerate(RELAYHOSTS):
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """Run the playbook once for every case; host name -> {"rows": [...]} or {"error": "..."}."""
-    playbook_bin = shutil.which("ansible-playbook")
-    assert playbook_bin, "ansible-playbook is not on PATH (source tools/collection-env.sh)"
-    out = tmp_path_factory.mktemp("rows")
-    hosts = {
-        name: dict(case, ansible_connection="local", ansible_python_interpreter=sys.executable, case_out=str(out))
-        for name, case in CASES.items()
-    }
-    inventory = out / "inventory.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}), encoding="utf-8")
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORKS="8", ANSIBLE_RETRY_FILES_ENABLED="0")
-    result = subprocess.run(
-        [playbook_bin, "-i", str(inventory), str(PLAYBOOK)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=False,
-    )
-    found = {}
-    for name in CASES:
-        path = out / ("%s.json" % name)
-        assert path.exists(), "no result for case %s:\n%s%s" % (name, result.stdout, result.stderr)
-        found[name] = json.loads(path.read_text(encoding="utf-8"))
-    return found
+    return run_cases(PLAYBOOK, CASES, tmp_path_factory.mktemp("rows"))
 
 
 def rows_of(published: dict[str, Any], case: str) -> dict[str, dict[str, Any]]:

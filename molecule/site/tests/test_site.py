@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import testinfra
 from conftest import PROJECT_DIR, hosts_in, play_recap, podman_host, run_ansible_playbook
 
 sys.path.insert(0, str(PROJECT_DIR / "tests" / "peers"))
@@ -134,6 +135,17 @@ BAD_INVENTORY = [
             "(name: sftp-drop) (from sftp_drop_port): name 'sftp-drop' is already used by preflight_extra_endpoints[0]",
         ],
         id="preflight-name-clash",
+    ),
+    # Operations: a metrics directory that is no absolute path, an SPF include that is no domain.
+    pytest.param(
+        {"status_metrics_dir": "var/lib/prometheus"},
+        ["status_metrics_dir must be an absolute path (got var/lib/prometheus)"],
+        id="status-metrics-dir-relative",
+    ),
+    pytest.param(
+        {"mail_relay_spf_watch_include": "spf vendor"},
+        ["mail_relay_spf_watch_include (spf vendor) must be a domain name"],
+        id="spf-include-not-a-domain",
     ),
     pytest.param(
         {"print_proxy_printers": []},
@@ -355,3 +367,156 @@ def test_planted_drift_is_repaired() -> None:
     # The tunnel runs on the repaired configuration, and its table drops the outsider again.
     assert e2e.paths(PEERS)["sip2_gateways"].check(HOSTS["site-aio"], PEERS)
     assert e2e.paths(PEERS)["sip2_source_restriction"].check(HOSTS["site-aio"], PEERS)
+
+
+# --- operations: libsys-onprem-status and its metrics ----------------------------------
+
+STATUS = "/usr/local/sbin/libsys-onprem-status"
+METRICS_FILE = "/var/lib/prometheus/node-exporter/libsys_onprem.prom"
+
+
+def status_report(host: testinfra.host.Host) -> tuple[int, dict, str]:
+    """(exit code, --json report, text report) of the status command on the host."""
+    as_json = host.run(f"{STATUS} --json")
+    text = host.run(STATUS)
+    assert as_json.rc == text.rc, (as_json.stderr, text.stderr)
+    return as_json.rc, json.loads(as_json.stdout), text.stdout
+
+
+def check_of(report: dict, name: str) -> dict:
+    found = [check for check in report["checks"] if check["name"] == name]
+    assert len(found) == 1, [check["name"] for check in report["checks"]]
+    return found[0]
+
+
+def metrics(host: testinfra.host.Host) -> dict[str, float]:
+    """The metrics file as its timer's service writes it (run now), sample -> value."""
+    host.check_output("systemctl start libsys-onprem-status.service")
+    samples = {}
+    for line in host.check_output(f"cat {METRICS_FILE}").splitlines():
+        if line and not line.startswith("#"):
+            sample, value = line.rsplit(" ", 1)
+            samples[sample] = float(value)
+    return samples
+
+
+def status_metric(check: str, kind: str, integration: str) -> str:
+    return f'libsys_onprem_check_status{{check="{check}",type="{kind}",integration="{integration}"}}'
+
+
+def assert_state(host: testinfra.host.Host, check: str, state: str, metric: str, value: float) -> dict:
+    """The check is in `state` in the JSON and the text report, the exit code is the worst state,
+    and the metrics file says the same."""
+    rc, report, text = status_report(host)
+    found = check_of(report, check)
+    assert found["status"] == state, found
+    assert rc == report["exit_code"] == {"ok": 0, "warning": 1, "critical": 2}[report["status"]]
+    assert report["status"] != "ok" or state == "ok"
+    if state != "ok":
+        assert rc >= (1 if state == "warning" else 2)
+    tag = {"ok": "OK", "warning": "WARN", "critical": "CRIT"}[state]
+    assert any(line.split()[:1] == [tag] and check in line.split() for line in text.splitlines()), text
+    samples = metrics(host)
+    code = {"ok": 0, "warning": 1, "critical": 2}[state]
+    assert samples[status_metric(check, found["type"], found["integration"])] == code, samples
+    assert samples[metric] == value, samples
+    return found
+
+
+def test_status_sees_the_cloud_sip2_server_go_and_come_back() -> None:
+    aio, cloud = podman_host("site-aio"), podman_host("site-cloud")
+    up = 'libsys_onprem_sip2_up{check="stunnel-sip2-sip2"}'
+    assert_state(aio, "stunnel-sip2-sip2", "ok", up, 1)
+    cloud.check_output("systemctl stop peer-sip2-acs.service")
+    try:
+        found = assert_state(aio, "stunnel-sip2-sip2", "critical", up, 0)
+        assert "not an ACS status" in found["summary"] or "closed" in found["summary"], found
+    finally:
+        cloud.check_output("systemctl start peer-sip2-acs.service")
+    assert_state(aio, "stunnel-sip2-sip2", "ok", up, 1)
+
+
+def test_status_sees_a_firewall_table_go_and_the_loader_bring_it_back() -> None:
+    tunnels = podman_host("site-tunnels")
+    loaded = 'libsys_onprem_nftables_table_loaded{check="stunnel-firewall",family="inet",table="libsys_stunnel"}'
+    assert_state(tunnels, "stunnel-firewall", "ok", loaded, 1)
+    tunnels.check_output("nft delete table inet libsys_stunnel")
+    try:
+        assert_state(tunnels, "stunnel-firewall", "critical", loaded, 0)
+    finally:
+        tunnels.check_output("systemctl restart libsys-onprem-nftables.service")
+    assert_state(tunnels, "stunnel-firewall", "ok", loaded, 1)
+
+
+def test_status_warns_of_a_certificate_within_its_warning_window() -> None:
+    """The institution's certificate of the test PKI is valid for a year: a warning window
+    longer than that, set in the inventory, puts it inside; the default takes it out again."""
+    aio = podman_host("site-aio")
+    expiry = 'libsys_onprem_certificate_expiry_timestamp_seconds{check="stunnel-certificate",'
+    expiry += 'path="/etc/stunnel/libsys/tls/institution.crt"}'
+    not_after = metrics(aio)[expiry]
+    for warn_days, state in ((3650, "warning"), (21, "ok")):
+        result = run_ansible_playbook(
+            SITE, "--limit", "site-aio", "--tags", "status", extra_vars={"status_certificate_warn_days": warn_days}
+        )
+        assert result.returncode == 0, result.stdout[-3000:]
+        found = assert_state(aio, "stunnel-certificate", state, expiry, not_after)
+        assert found["values"]["days_left"] > 300, found
+
+
+def test_status_shows_mail_held_during_a_hub_outage_and_clears() -> None:
+    """The campus hub stops: a relayed notice waits in the deferred queue; held by the
+    administrator it is a warning; the hub back and the mail released, the queue empties."""
+    mail, hub = podman_host("site-mail"), podman_host("site-mail-hub")
+    held = 'libsys_onprem_postfix_queue_messages{check="postfix-queue",queue="hold"}'
+    assert_state(mail, "postfix-queue", "ok", held, 0)
+    hub.check_output("systemctl stop postfix.service")
+    try:
+        swaks = [
+            "swaks", "--server", HOSTS["site-mail"].address, "--port", "25", "--tls", "--timeout", "20",
+            "--helo", "relay.vendor.example.org", "--from", "alma@vendor.example.org",
+            "--to", "patron@library.example.edu", "--body", "Held during the outage.",
+        ]  # fmt: skip
+        sent = e2e.in_container(PEERS.vendor_relay, shlex.join(swaks))
+        assert sent.returncode == 0, sent.stdout[-2000:]
+
+        def deferred() -> str | None:
+            found = check_of(status_report(mail)[1], "postfix-queue")
+            return "yes" if found["values"]["messages"]["deferred"] >= 1 else None
+
+        assert e2e.wait_until(deferred, timeout=60, interval=2), "the notice never reached the deferred queue"
+        mail.check_output("postsuper -h ALL deferred")
+        found = assert_state(mail, "postfix-queue", "warning", held, 1)
+        assert "hold" in found["summary"], found
+    finally:
+        hub.check_output("systemctl start postfix.service")
+        mail.check_output("postsuper -H ALL && postqueue -f")
+
+    def empty() -> str | None:
+        found = check_of(status_report(mail)[1], "postfix-queue")
+        return "yes" if not any(found["values"]["messages"].values()) else None
+
+    assert e2e.wait_until(empty, timeout=90, interval=3), "the released mail never left"
+    assert_state(mail, "postfix-queue", "ok", held, 0)
+
+
+def test_status_watches_the_vendor_spf_include_against_the_relay_allowlist() -> None:
+    """The vendor's DNS lists another relay address in its SPF include: the mail host's status
+    warns and names both sides (the allowlist is left as it is); the record back, it clears."""
+    mail, dns = podman_host("site-mail"), podman_host("site-vendor-relay")
+    match = 'libsys_onprem_spf_allowlist_match{check="mail-relay-spf-watch",domain="spf.vendor.example.org"}'
+    assert_state(mail, "mail-relay-spf-watch", "ok", match, 1)
+    # The allowlist lives in main.cf (inline maps) and the SMTP table: neither may change.
+    allowlist = "sha256sum /etc/postfix/main.cf && nft list table inet libsys_postfix"
+    allowlist_before = mail.check_output(allowlist)
+    dns.check_output("sed -i 's/ip4:198.51.100.211 /ip4:198.51.100.212 /' /etc/peer-dns.conf")
+    dns.check_output("systemctl restart peer-dns.service")
+    try:
+        found = assert_state(mail, "mail-relay-spf-watch", "warning", match, 0)
+        assert "198.51.100.212/32 send, not in the allowlist" in found["summary"], found
+        assert "the allowlist has 198.51.100.211/32, no longer in spf.vendor.example.org" in found["summary"]
+        assert mail.check_output(allowlist) == allowlist_before
+    finally:
+        dns.check_output("sed -i 's/ip4:198.51.100.212 /ip4:198.51.100.211 /' /etc/peer-dns.conf")
+        dns.check_output("systemctl restart peer-dns.service")
+    assert_state(mail, "mail-relay-spf-watch", "ok", match, 1)
