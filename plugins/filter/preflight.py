@@ -46,6 +46,8 @@ ENDPOINT_KEYS = frozenset(
         "sip2_location",
         "sip2_institution",
         "listen_address",
+        "spf_domain",
+        "spf_allowed",
     }
 )
 # Keys that describe the row of the vendor's table, not the probe.
@@ -54,7 +56,9 @@ ROW_KEYS = frozenset({"integration", "initiator", "target", "protocol", "directi
 CONTRIBUTED_KEYS = frozenset({"source"})
 # Options that make port_check's sip2 probe speak TLS.
 SIP2_TLS_KEYS = frozenset({"tls_server_name", "ca_path", "client_cert_path"})
-PROBES = ("tcp", "tls", "ssh", "smtp", "ldaps", "sip2", "listen")
+PROBES = ("tcp", "tls", "ssh", "smtp", "ldaps", "sip2", "listen", "spf")
+# Probes that need no host: listen looks at this host, spf asks its resolver by default.
+HOSTLESS_PROBES = ("listen", "spf")
 # local: a listener of the host for clients inside it or next to it (a tunnel's accept port).
 DIRECTIONS = ("outbound", "inbound", "local")
 PROTOCOL_OF_PROBE = {
@@ -65,6 +69,7 @@ PROTOCOL_OF_PROBE = {
     "ldaps": "Secure LDAP (TLS)",
     "sip2": "SIP2",
     "listen": "TCP",
+    "spf": "DNS (SPF)",
 }
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOCAL_NOTE = "checked locally (listen only)"
@@ -98,6 +103,8 @@ def _proves(endpoint: dict[str, Any], initiator: str, prober: str, outside: bool
         "ldaps": "a TLS handshake with the LDAPS server at %s verifies (no bind)" % where,
         "sip2": "the SIP2 server behind %s answers a status request with a valid ACS status%s"
         % (where, " over TLS (%s)" % verified if SIP2_TLS_KEYS & set(endpoint) else ""),
+        "spf": "the SPF record of %s (includes followed), as %s answers it, lets exactly the allowlist's networks send"
+        % (endpoint.get("spf_domain"), endpoint.get("host") or "the host's resolver"),
     }[probe]
     text = "%s, from %s" % (checked, prober)
     if inbound_from_inside:
@@ -172,8 +179,10 @@ def _endpoint_problems(entry: dict[str, Any], extra_keys: frozenset[str] = froze
     timeout = entry.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         problems.append("timeout must be a positive number, got %r" % (timeout,))
-    if direction == "outbound" and probe != "listen" and not entry.get("host"):
+    if direction == "outbound" and probe not in HOSTLESS_PROBES and not entry.get("host"):
         problems.append("host is required for an outbound %s probe" % probe)
+    if probe == "spf" and (not entry.get("spf_domain") or not isinstance(entry.get("spf_allowed"), list)):
+        problems.append("an spf probe needs spf_domain and the list spf_allowed")
     if direction == "local" and probe != "listen":
         problems.append("a local row is a listener of this host: probe must be listen, got %r" % probe)
     return problems

@@ -24,7 +24,7 @@ import ssl
 import time
 from typing import Any, Callable, Optional
 
-from ansible_collections.libsys.onprem.plugins.module_utils import sip2
+from ansible_collections.libsys.onprem.plugins.module_utils import sip2, spf
 
 STATUSES = (
     "ok",
@@ -35,10 +35,11 @@ STATUSES = (
     "cert_expiring",
     "protocol_error",
     "not_listening",
+    "mismatch",
     "error",
 )
 TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
-PROBES = ("tcp", "tls", "ssh", "smtp", "ldaps", "sip2", "listen")
+PROBES = ("tcp", "tls", "ssh", "smtp", "ldaps", "sip2", "listen", "spf")
 # Time allowed after a TLS 1.3 handshake for the server to reject our (missing) client certificate:
 # with TLS 1.3 the client finishes the handshake before the server has judged its certificate.
 POST_HANDSHAKE_WAIT = 0.2
@@ -482,6 +483,20 @@ def probe_listen(ep: dict[str, Any], budget: Budget) -> tuple[str, dict[str, Any
     return "not_listening", details, "nothing listens on %s port %d" % (want or "any address", port)
 
 
+def probe_spf(ep: dict[str, Any], budget: Budget) -> tuple[str, dict[str, Any], str]:
+    """The SPF record of spf_domain (includes followed) against the spf_allowed networks, asked
+    of host (default: the host's own resolver) on port; read-only DNS."""
+    domain = ep["spf_domain"]
+    try:
+        server = (ep.get("host") or spf.nameserver(), int(ep["port"]))
+        found = spf.compare(domain, ep.get("spf_allowed") or [], server, budget.remaining())
+    except spf.DnsError as exc:
+        raise ProbeError("dns_error", "cannot read the SPF record of %s: %s" % (domain, exc)) from exc
+    details = dict(found, dns_server="%s:%d" % server)
+    status = "mismatch" if found["missing"] or found["extra"] else "ok"
+    return status, details, spf.describe(domain, found)
+
+
 PROBE_FUNCTIONS: dict[str, Callable[[dict[str, Any], Budget], tuple[str, dict[str, Any], str]]] = {
     "tcp": probe_tcp,
     "tls": probe_tls,
@@ -490,6 +505,7 @@ PROBE_FUNCTIONS: dict[str, Callable[[dict[str, Any], Budget], tuple[str, dict[st
     "ldaps": probe_ldaps,
     "sip2": probe_sip2,
     "listen": probe_listen,
+    "spf": probe_spf,
 }
 
 
@@ -626,14 +642,36 @@ def _client_key_problems(ep: dict[str, Any]) -> list[str]:
     return []
 
 
-def _entry_problems(ep: dict[str, Any]) -> list[str]:
-    """Problems of one entry other than its name."""
-    errors: list[str] = []
+def _spf_problems(ep: dict[str, Any]) -> list[str]:
+    errors = []
+    if not ep.get("spf_domain"):
+        errors.append("spf_domain is required for probe spf")
+    allowed = ep.get("spf_allowed")
+    if not isinstance(allowed, list) or not allowed:
+        errors.append("spf_allowed (the allowlist to compare) is required for probe spf")
+        allowed = []
+    for entry in allowed:
+        try:
+            ipaddress.ip_network(str(entry), strict=False)
+        except ValueError:
+            errors.append("spf_allowed entry %r is not an IP network" % (entry,))
+    return errors
+
+
+def _probe_problems(ep: dict[str, Any]) -> list[str]:
     probe = ep.get("probe") or "tcp"
     if probe not in PROBE_FUNCTIONS:
-        errors.append("unknown probe %r (choose from %s)" % (probe, ", ".join(PROBES)))
+        return ["unknown probe %r (choose from %s)" % (probe, ", ".join(PROBES))]
+    if probe == "spf":
+        return _spf_problems(ep)
     if probe != "listen" and not ep.get("host"):
-        errors.append("host is required for probe %s" % probe)
+        return ["host is required for probe %s" % probe]
+    return []
+
+
+def _entry_problems(ep: dict[str, Any]) -> list[str]:
+    """Problems of one entry other than its name."""
+    errors = _probe_problems(ep)
     port = ep.get("port")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         errors.append("port %r is outside 1-65535" % (port,))

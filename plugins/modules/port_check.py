@@ -13,11 +13,12 @@ version_added: 0.1.0
 description:
   - Probes a list of endpoints in parallel from the managed host and reports, for each one, a status
     such as V(ok), V(refused), V(timeout), V(dns_error), V(tls_error), V(cert_expiring), V(protocol_error),
-    V(not_listening) or V(error), with the latency and protocol details.
+    V(not_listening), V(mismatch) or V(error), with the latency and protocol details.
   - Probes go beyond a TCP connect where it matters. V(tls) and V(ldaps) complete a verified TLS handshake and
     report the certificate's expiry. V(ssh) reads the SSH banner. V(smtp) checks the greeting and EHLO and can
     upgrade with STARTTLS. V(sip2) exchanges SIP2 login and SC/ACS status messages with checksums. V(listen)
-    checks that a local socket listens, without connecting.
+    checks that a local socket listens, without connecting. V(spf) compares the networks of an SPF record with
+    an allowlist.
   - All entries are validated before any probe runs; the module fails with a message naming every bad entry.
   - The module fails when at least one endpoint with O(endpoints[].required=true) does not have status V(ok).
     The failure message lists all failed endpoints and the results are returned all the same.
@@ -55,12 +56,14 @@ options:
       host:
         description:
           - Host name or IP address to connect to.
-          - Required for every probe but V(listen).
+          - Required for every probe but V(listen) and V(spf).
+          - For V(spf), the DNS server to ask; the managed host's own resolver (the first
+            C(nameserver) of C(/etc/resolv.conf)) when not set.
           - For V(listen), used as the address to look for when O(endpoints[].listen_address) is not set.
         type: str
       port:
         description:
-          - TCP port, 1 to 65535.
+          - TCP port, 1 to 65535. For V(spf), the DNS port (usually 53; UDP, and TCP for long answers).
         type: int
         required: true
       probe:
@@ -75,8 +78,11 @@ options:
             checksum; it uses TLS when O(endpoints[].tls_server_name), O(endpoints[].ca_path) or
             O(endpoints[].client_cert_path) is set.
           - V(listen) checks that a local TCP socket listens on O(endpoints[].port), without connecting.
+          - V(spf) reads the SPF record of O(endpoints[].spf_domain) (TXT queries only; C(ip4), C(ip6), C(include)
+            and C(redirect) followed, at most ten lookups) and compares its networks with O(endpoints[].spf_allowed)
+            both ways. A difference gives status V(mismatch), naming the networks; nothing is changed.
         type: str
-        choices: [tcp, tls, ssh, smtp, ldaps, sip2, listen]
+        choices: [tcp, tls, ssh, smtp, ldaps, sip2, listen, spf]
         default: tcp
       required:
         description:
@@ -158,6 +164,16 @@ options:
           - For V(listen), the local address that must listen. A wildcard listener (C(0.0.0.0) or C(::)) counts.
           - Any address when neither this nor O(endpoints[].host) is set.
         type: str
+      spf_domain:
+        description:
+          - For V(spf), the domain whose SPF record lists the senders, for example a vendor's SPF include.
+        type: str
+      spf_allowed:
+        description:
+          - For V(spf), the networks allowed in, in CIDR notation; a network the record lets send must lie
+            inside one of them, and each of them must hold a network of the record.
+        type: list
+        elements: str
   workers:
     description:
       - Number of endpoints probed at the same time.
@@ -214,6 +230,12 @@ EXAMPLES = r"""
         port: 6001
         probe: listen
         listen_address: 127.0.0.1
+      - name: vendor-spf-include
+        port: 53
+        probe: spf
+        spf_domain: spf.vendor.example.org
+        spf_allowed: [192.0.2.0/28, 198.51.100.7/32]
+        required: false
     workers: 16
     deadline: 20
   register: paths
@@ -273,7 +295,7 @@ results:
     status:
       description:
         - Outcome, one of V(ok), V(refused), V(timeout), V(dns_error), V(tls_error), V(cert_expiring),
-          V(protocol_error), V(not_listening) or V(error).
+          V(protocol_error), V(not_listening), V(mismatch) (V(spf)) or V(error).
       type: str
       returned: always
       sample: ok
@@ -291,7 +313,8 @@ results:
       description:
         - Probe-specific facts, for example C(tls_version), C(cipher), C(peer_subject), C(san), C(not_after),
           C(days_until_expiry), C(banner), C(starttls_offered), C(online), C(supported_messages), C(listeners),
-          or C(verify_message) when certificate verification failed.
+          C(verify_message) when certificate verification failed, or for V(spf) C(published), C(missing),
+          C(extra), C(notes) and C(dns_server).
       type: dict
       returned: always
       sample:
@@ -315,6 +338,7 @@ summary:
     cert_expiring: 0
     protocol_error: 0
     not_listening: 0
+    mismatch: 0
     error: 0
     total: 6
     failed_required: 0
@@ -369,6 +393,8 @@ ENDPOINT_SPEC = dict(
     sip2_location=dict(type="str"),
     sip2_institution=dict(type="str"),
     listen_address=dict(type="str"),
+    spf_domain=dict(type="str"),
+    spf_allowed=dict(type="list", elements="str"),
 )
 
 

@@ -82,6 +82,14 @@ CASES: dict[str, dict[str, Any]] = {
         "case_steps": [["mail_relay", "preflight"]],
         "mail_relay_submission_enabled": True,
         "mail_relay_relayhost": "[smtp.example.edu]:587",
+        "mail_relay_allowed_sources": ["198.51.100.7", "192.0.2.0/28"],
+        "mail_relay_spf_watch_include": "spf.vendor.example.org",
+    },
+    "mail-spf-dns": {
+        "case_steps": [["mail_relay", "preflight"]],
+        "mail_relay_allowed_sources": ["2001:db8:5::/48"],
+        "mail_relay_spf_watch_include": "spf.vendor.example.org",
+        "mail_relay_spf_watch_dns_server": "192.0.2.53",
     },
     # Valid printers pass the role's own checks first (each network URI form among them).
     "print": {
@@ -213,6 +221,26 @@ def test_the_mail_relay_gives_inbound_smtp_checks_and_a_smarthost_check(publishe
         "probe": "smtp",
         "ehlo_name": "x.edu",
     }
+
+
+def test_the_spf_watch_gives_an_optional_dns_check_of_the_include_against_the_allowlist(
+    published: dict[str, Any],
+) -> None:
+    rows = plan(published["mail"]["rows"], outside_probe_host="o")
+    watch = rows["mail-relay-spf-watch"]
+    assert watch["endpoint"] == {
+        "name": "mail-relay-spf-watch",
+        "port": 53,
+        "probe": "spf",
+        "required": False,
+        "spf_domain": "spf.vendor.example.org",
+        "spf_allowed": ["192.0.2.0/28", "198.51.100.7/32"],
+    }
+    assert (watch["direction"], watch["probe_from"], watch["protocol"]) == ("outbound", "host", "DNS (SPF)")
+    assert watch["proves"].startswith("the SPF record of spf.vendor.example.org (includes followed), as the host's")
+    asked = plan(published["mail-spf-dns"]["rows"])["mail-relay-spf-watch"]["endpoint"]
+    assert (asked["host"], asked["spf_allowed"]) == ("192.0.2.53", ["2001:db8:5::/48"])
+    assert "mail-relay-spf-watch" not in rows_of(published, "relayhost-0")
 
 
 @pytest.mark.parametrize("index", range(len(RELAYHOSTS)))

@@ -17,6 +17,7 @@ import re
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -394,3 +395,62 @@ def unanswered_ports() -> Iterator[list[int]]:
             yield ports
         finally:
             rule.__exit__(None, None, None)
+
+
+# ---------------------------------------------------------------------------------------
+# DNS: TXT records on loopback (UDP, and TCP for answers it cuts)
+
+
+class FakeDns:
+    """Answers TXT queries from `zone` (name -> records) over UDP and TCP on 127.0.0.1; unknown
+    names get NXDOMAIN. With `truncate`, every UDP answer is cut (TC) and TCP gives it whole."""
+
+    def __init__(self, zone: dict[str, list[str]], truncate: bool = False) -> None:
+        self.zone, self.truncate, self.queries = zone, truncate, []
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind((LOOPBACK, 0))
+        self.port = self.udp.getsockname()[1]
+        self.tcp_socket = socket.create_server((LOOPBACK, self.port))
+        threading.Thread(target=self.serve_udp, daemon=True).start()
+        threading.Thread(target=self.serve_tcp, daemon=True).start()
+
+    def answer(self, query: bytes, cut: bool) -> bytes:
+        ident = struct.unpack("!H", query[:2])[0]
+        labels, offset = [], 12
+        while query[offset]:
+            labels.append(query[offset + 1 : offset + 1 + query[offset]].decode())
+            offset += 1 + query[offset]
+        name, question = ".".join(labels), query[12 : offset + 5]
+        self.queries.append(name)
+        records = self.zone.get(name)
+        flags = 0x8180 | (3 if records is None else 0) | (0x0200 if cut else 0)
+        answers = b""
+        for record in [] if cut else records or []:
+            data = record.encode()
+            rdata = b"".join(bytes([len(data[i : i + 255])]) + data[i : i + 255] for i in range(0, len(data), 255))
+            answers += struct.pack("!HHHIH", 0xC00C, 16, 1, 60, len(rdata)) + rdata
+        count = 0 if cut else len(records or [])
+        return struct.pack("!HHHHHH", ident, flags, 1, count, 0, 0) + question + answers
+
+    def serve_udp(self) -> None:
+        while True:
+            try:
+                query, peer = self.udp.recvfrom(4096)
+            except OSError:
+                return
+            self.udp.sendto(self.answer(query, self.truncate), peer)
+
+    def serve_tcp(self) -> None:
+        while True:
+            try:
+                conn, _peer = self.tcp_socket.accept()
+            except OSError:
+                return
+            with conn:
+                size = struct.unpack("!H", conn.recv(2))[0]
+                reply = self.answer(conn.recv(size), False)
+                conn.sendall(struct.pack("!H", len(reply)) + reply)
+
+    def close(self) -> None:
+        self.udp.close()
+        self.tcp_socket.close()

@@ -6,19 +6,35 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
+MODULE_UTILS = ROLES.parent / "plugins" / "module_utils"
 
 
-def load_role_file(role: str, name: str, module_name: str) -> ModuleType:
-    """The program as a module, without writing its bytecode into the role's files."""
+def install_role_file(role: str, name: str, companions: dict[str, Path] | None = None) -> Path:
+    """The program copied into a directory of its own, with the files the role installs next to
+    it (target name -> source), as on a host; removed when the test session ends."""
+    folder = Path(tempfile.mkdtemp(prefix="libsys-role-file-"))
+    atexit.register(shutil.rmtree, folder, True)
+    shutil.copyfile(ROLES / role / "files" / name, folder / name)
+    for target, source in (companions or {}).items():
+        shutil.copyfile(source, folder / target)
+    return folder / name
+
+
+def load_role_file(role: str, name: str, module_name: str, companions: dict[str, Path] | None = None) -> ModuleType:
+    """The program as a module, installed as install_role_file does, without writing bytecode."""
+    path = install_role_file(role, name, companions)
     before, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
-        spec = importlib.util.spec_from_file_location(module_name, ROLES / role / "files" / name)
+        spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:

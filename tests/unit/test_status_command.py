@@ -17,7 +17,6 @@ import shlex
 import socket
 import ssl
 import stat
-import struct
 import subprocess
 import sys
 import threading
@@ -27,14 +26,19 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.libsys.onprem.plugins.module_utils import sip2
-from ansible_collections.libsys.onprem.tests.unit.loopback import LOOPBACK, SERVER_NAME, ThreadedServer
-from ansible_collections.libsys.onprem.tests.unit.role_files import ROLES, load_role_file
+from ansible_collections.libsys.onprem.tests.unit.loopback import LOOPBACK, SERVER_NAME, FakeDns, ThreadedServer
+from ansible_collections.libsys.onprem.tests.unit.role_files import MODULE_UTILS, load_role_file
 
-COMMAND = ROLES / "status" / "files" / "libsys-onprem-status.py"
 DAY = 86400
 
-
-status = load_role_file("status", "libsys-onprem-status.py", "libsys_onprem_status")
+# The program with the SPF module the role installs next to it, as on a host.
+status = load_role_file(
+    "status",
+    "libsys-onprem-status.py",
+    "libsys_onprem_status",
+    companions={"libsys_onprem_spf.py": MODULE_UTILS / "spf.py"},
+)
+COMMAND = Path(status.__file__)
 
 
 @pytest.fixture(autouse=True)
@@ -833,62 +837,7 @@ def test_the_command_runs_as_a_script(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# spf: a DNS responder on loopback (UDP, and TCP for answers it cuts)
-
-
-class FakeDns:
-    """Answers TXT queries from `zone` (name -> records) over UDP and TCP on 127.0.0.1; unknown
-    names get NXDOMAIN. With `truncate`, every UDP answer is cut (TC) and TCP gives it whole."""
-
-    def __init__(self, zone: dict[str, list[str]], truncate: bool = False) -> None:
-        self.zone, self.truncate, self.queries = zone, truncate, []
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((LOOPBACK, 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp_socket = socket.create_server((LOOPBACK, self.port))
-        threading.Thread(target=self.serve_udp, daemon=True).start()
-        threading.Thread(target=self.serve_tcp, daemon=True).start()
-
-    def answer(self, query: bytes, cut: bool) -> bytes:
-        ident = struct.unpack("!H", query[:2])[0]
-        labels, offset = [], 12
-        while query[offset]:
-            labels.append(query[offset + 1 : offset + 1 + query[offset]].decode())
-            offset += 1 + query[offset]
-        name, question = ".".join(labels), query[12 : offset + 5]
-        self.queries.append(name)
-        records = self.zone.get(name)
-        flags = 0x8180 | (3 if records is None else 0) | (0x0200 if cut else 0)
-        answers = b""
-        for record in [] if cut else records or []:
-            data = record.encode()
-            rdata = b"".join(bytes([len(data[i : i + 255])]) + data[i : i + 255] for i in range(0, len(data), 255))
-            answers += struct.pack("!HHHIH", 0xC00C, 16, 1, 60, len(rdata)) + rdata
-        count = 0 if cut else len(records or [])
-        return struct.pack("!HHHHHH", ident, flags, 1, count, 0, 0) + question + answers
-
-    def serve_udp(self) -> None:
-        while True:
-            try:
-                query, peer = self.udp.recvfrom(4096)
-            except OSError:
-                return
-            self.udp.sendto(self.answer(query, self.truncate), peer)
-
-    def serve_tcp(self) -> None:
-        while True:
-            try:
-                conn, _peer = self.tcp_socket.accept()
-            except OSError:
-                return
-            with conn:
-                size = struct.unpack("!H", conn.recv(2))[0]
-                reply = self.answer(conn.recv(size), False)
-                conn.sendall(struct.pack("!H", len(reply)) + reply)
-
-    def close(self) -> None:
-        self.udp.close()
-        self.tcp_socket.close()
+# spf: against a DNS responder on loopback (FakeDns)
 
 
 VENDOR_ZONE = {
@@ -966,5 +915,5 @@ def test_an_include_loop_stops_at_ten_lookups() -> None:
 def test_the_host_resolver_is_the_first_nameserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("# managed\nsearch example.org\nnameserver 192.0.2.53\nnameserver 192.0.2.54\n")
-    monkeypatch.setattr(status, "RESOLV_CONF", str(resolv))
-    assert status.nameserver() == "192.0.2.53"
+    monkeypatch.setattr(status.spf, "RESOLV_CONF", str(resolv))
+    assert status.spf.nameserver() == "192.0.2.53"

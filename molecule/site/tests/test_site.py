@@ -501,12 +501,28 @@ def test_status_shows_mail_held_during_a_hub_outage_and_clears() -> None:
     assert_state(mail, "postfix-queue", "ok", held, 0)
 
 
-def test_status_watches_the_vendor_spf_include_against_the_relay_allowlist() -> None:
+def spf_watch_row(report_dir: Path) -> dict:
+    """The SPF watch's row of site-mail's preflight report (JSON), and its Markdown line."""
+    rows = json.loads((report_dir / "site-mail.json").read_text())["rows"]
+    found = [row for row in rows if row["name"] == "mail-relay-spf-watch"]
+    assert len(found) == 1, [row["name"] for row in rows]
+    markdown = (report_dir / "site-mail.md").read_text().splitlines()
+    lines = [line for line in markdown if "Vendor's SPF include (spf.vendor.example.org)" in line]
+    assert len(lines) == 1, markdown
+    return dict(found[0], markdown=lines[0])
+
+
+def test_status_and_preflight_watch_the_vendor_spf_include_against_the_relay_allowlist(tmp_path: Path) -> None:
     """The vendor's DNS lists another relay address in its SPF include: the mail host's status
-    warns and names both sides (the allowlist is left as it is); the record back, it clears."""
+    warns and names both sides, and so does a preflight run (an optional row); the allowlist is
+    left as it is. The record back, the status clears."""
     mail, dns = podman_host("site-mail"), podman_host("site-vendor-relay")
     match = 'libsys_onprem_spf_allowlist_match{check="mail-relay-spf-watch",domain="spf.vendor.example.org"}'
     assert_state(mail, "mail-relay-spf-watch", "ok", match, 1)
+    # site.yml's own preflight run, at the end of the converge.
+    converged = spf_watch_row(EPHEMERAL / "preflight-report")
+    assert (converged["status"], converged["probe"], converged["port"]) == ("ok", "spf", 53), converged
+    assert converged["message"] == "the allowlist matches the 1 network of spf.vendor.example.org"
     # The allowlist lives in main.cf (inline maps) and the SMTP table: neither may change.
     allowlist = "sha256sum /etc/postfix/main.cf && nft list table inet libsys_postfix"
     allowlist_before = mail.check_output(allowlist)
@@ -516,6 +532,22 @@ def test_status_watches_the_vendor_spf_include_against_the_relay_allowlist() -> 
         found = assert_state(mail, "mail-relay-spf-watch", "warning", match, 0)
         assert "198.51.100.212/32 send, not in the allowlist" in found["summary"], found
         assert "the allowlist has 198.51.100.211/32, no longer in spf.vendor.example.org" in found["summary"]
+        # An optional row: the run reports the mismatch and does not fail.
+        result = run_ansible_playbook(
+            PROJECT_DIR / "playbooks" / "preflight.yml",
+            "--limit",
+            "site-mail",
+            extra_vars={"preflight_report_dir": str(tmp_path)},
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        row = spf_watch_row(tmp_path)
+        assert (row["status"], row["ok"], row["required"]) == ("mismatch", False, False), row
+        assert row["message"] == (
+            "spf.vendor.example.org lets 198.51.100.212/32 send, not in the allowlist; "
+            "the allowlist has 198.51.100.211/32, no longer in spf.vendor.example.org"
+        )
+        assert row["details"]["dns_server"] == "198.51.100.211:53"
+        assert "**MISMATCH** (optional): spf.vendor.example.org lets 198.51.100.212/32 send" in row["markdown"]
         assert mail.check_output(allowlist) == allowlist_before
     finally:
         dns.check_output("sed -i 's/ip4:198.51.100.212 /ip4:198.51.100.211 /' /etc/peer-dns.conf")

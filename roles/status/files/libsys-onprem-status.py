@@ -52,10 +52,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import ipaddress
 import json
 import os
-import random
 import socket
 import ssl
 import struct
@@ -64,6 +62,11 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, Iterator, Tuple
+
+# The SPF comparison is the collection's (module_utils/spf.py, also port_check's spf probe); the
+# role installs it next to this file. python3 -I leaves this file's directory out of sys.path.
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import libsys_onprem_spf as spf  # pylint: disable=wrong-import-position
 
 CONFIG = "/etc/libsys-onprem/status.json"
 COMMANDS = {
@@ -481,156 +484,16 @@ def check_nft_table(check: dict) -> Outcome:
 # spf: the vendor's SPF include against the allowlist of its mail relays
 
 
-class DnsError(Exception):
-    pass
-
-
-RESOLV_CONF = "/etc/resolv.conf"
-DNS_TXT = 16
-SPF_LOOKUPS = 10  # RFC 7208 section 4.6.4
-
-
-def nameserver() -> str:
-    """The host's own resolver: the first nameserver of resolv.conf."""
-    with open(RESOLV_CONF, encoding="utf-8") as handle:
-        for line in handle:
-            fields = line.split()
-            if len(fields) >= 2 and fields[0] == "nameserver":
-                return fields[1]
-    raise DnsError(f"no nameserver in {RESOLV_CONF}")
-
-
-def dns_question(name: str, ident: int) -> bytes:
-    labels = b"".join(
-        bytes([len(part)]) + part for part in (label.encode("idna") for label in name.rstrip(".").split("."))
-    )
-    header = struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 1)  # recursion desired; one EDNS0 record
-    edns = b"\x00" + struct.pack("!HHIH", 41, 4096, 0, 0)  # OPT: 4096-byte UDP answers
-    return header + labels + b"\x00" + struct.pack("!HH", DNS_TXT, 1) + edns
-
-
-def skip_name(data: bytes, offset: int) -> int:
-    while True:
-        length = data[offset]
-        if length >= 0xC0:  # compression pointer: two bytes, the name ends here
-            return offset + 2
-        if length == 0:
-            return offset + 1
-        offset += 1 + length
-
-
-def txt_records(answer: bytes, ident: int, name: str) -> list[str]:
-    """The TXT records of an answer (each record's strings joined, as SPF reads them)."""
-    got, flags, questions, answers = struct.unpack("!HHHH", answer[:8])
-    if got != ident:
-        raise DnsError(f"answer for another query (id {got})")
-    rcode = flags & 0x000F
-    if rcode == 3:
-        raise DnsError(f"{name} does not exist (NXDOMAIN)")
-    if rcode:
-        raise DnsError(f"the resolver answered rcode {rcode} for {name}")
-    offset = 12
-    for _question in range(questions):
-        offset = skip_name(answer, offset) + 4
-    records = []
-    for _answer in range(answers):
-        offset = skip_name(answer, offset)
-        kind, _cls, _ttl, length = struct.unpack("!HHIH", answer[offset : offset + 10])
-        offset += 10
-        data, offset = answer[offset : offset + length], offset + length
-        if kind != DNS_TXT:
-            continue  # a CNAME on the way
-        strings, position = [], 0
-        while position < len(data):
-            size = data[position]
-            strings.append(data[position + 1 : position + 1 + size])
-            position += 1 + size
-        records.append(b"".join(strings).decode("utf-8", "replace"))
-    return records
-
-
-def dns_txt(name: str, server: tuple[str, int], timeout: float) -> list[str]:
-    """TXT records of name from server, over UDP, again over TCP when the answer was cut."""
-    ident = random.randrange(65536)  # noqa: S311 - a query id, not a secret
-    query = dns_question(name, ident)
-    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as udp:
-        udp.settimeout(timeout)
-        udp.sendto(query, server)
-        answer = udp.recv(65535)
-    if struct.unpack("!H", answer[2:4])[0] & 0x0200:  # truncated
-        with socket.create_connection(server, timeout=timeout) as tcp:
-            tcp.sendall(struct.pack("!H", len(query)) + query)
-            size = struct.unpack("!H", read_exactly(tcp, 2))[0]
-            answer = read_exactly(tcp, size)
-    return txt_records(answer, ident, name)
-
-
-def read_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise DnsError("the resolver closed the TCP connection")
-        data += chunk
-    return data
-
-
-def spf_networks(domain: str, server: tuple[str, int], timeout: float, seen: list[str]) -> tuple[set, list[str]]:
-    """The networks an SPF record lets send (ip4, ip6; include and redirect followed), and notes
-    on the mechanisms that are not followed (a, mx, exists, ptr)."""
-    if len(seen) >= SPF_LOOKUPS:
-        raise DnsError(f"more than {SPF_LOOKUPS} DNS lookups (RFC 7208)")
-    seen.append(domain)
-    records = [r for r in dns_txt(domain, server, timeout) if r.lower().startswith("v=spf1")]
-    if len(records) != 1:
-        raise DnsError(f"{domain} has {len(records)} SPF records, not one")
-    networks, notes, redirect = set(), [], None
-    for term in records[0].split()[1:]:
-        qualifier, mechanism = (term[0], term[1:]) if term[0] in "+-~?" else ("+", term)
-        kind, _sep, value = mechanism.partition(":")
-        kind = kind.lower()
-        if kind in ("ip4", "ip6") and qualifier == "+":
-            networks.add(ipaddress.ip_network(value, strict=False))
-        elif kind == "include" and qualifier == "+":
-            more, more_notes = spf_networks(value, server, timeout, seen)
-            networks |= more
-            notes += more_notes
-        elif mechanism.lower().startswith("redirect="):
-            redirect = mechanism.split("=", 1)[1]
-        elif kind in ("a", "mx", "exists", "ptr") or kind.startswith(("a/", "mx/")):
-            notes.append(f"{term} in {domain} not followed")
-    if redirect and not any(t.lstrip("+-~?").lower() == "all" for t in records[0].split()):
-        more, more_notes = spf_networks(redirect, server, timeout, seen)
-        networks |= more
-        notes += more_notes
-    return networks, notes
-
-
-def covered(network, others) -> bool:
-    return any(network.version == other.version and network.subnet_of(other) for other in others)
-
-
 def check_spf(check: dict) -> Outcome:
     domain = check["domain"]
-    allowed = {ipaddress.ip_network(a, strict=False) for a in check["allowed"]}
     try:
-        server = (check.get("dns_server") or nameserver(), int(check.get("dns_port", 53)))
-        published, notes = spf_networks(domain, server, float(check.get("timeout", 5)), [])
-    except (OSError, DnsError, ValueError, IndexError, struct.error) as exc:
+        server = (check.get("dns_server") or spf.nameserver(), int(check.get("dns_port", 53)))
+        found = spf.compare(domain, check["allowed"], server, float(check.get("timeout", 5)))
+    except (OSError, spf.DnsError, ValueError, IndexError, struct.error) as exc:
         return "warning", f"cannot read the SPF record of {domain}: {exc}", {}
-    missing = sorted(str(n) for n in published if not covered(n, allowed))
-    extra = sorted(str(n) for n in allowed if not covered(n, published))
-    values = {"matches": int(not missing and not extra), "published": len(published), "missing": len(missing)}
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"{domain} lets {', '.join(missing)} send, not in the allowlist")
-        if extra:
-            parts.append(f"the allowlist has {', '.join(extra)}, no longer in {domain}")
-        return "warning", "; ".join(parts + notes), values
-    summary = f"the allowlist matches the {len(published)} networks of {domain}"
-    return "ok", "; ".join([summary, *notes]), values
+    matches = not found["missing"] and not found["extra"]
+    values = {"matches": int(matches), "published": len(found["published"]), "missing": len(found["missing"])}
+    return ("ok" if matches else "warning"), spf.describe(domain, found), values
 
 
 CHECKS: Dict[str, Callable[[dict], Outcome]] = {

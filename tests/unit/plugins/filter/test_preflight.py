@@ -343,6 +343,10 @@ def test_empty_inputs_give_an_empty_plan() -> None:
         ({"vendor_endpoints": [{k: v for k, v in STAFF.items() if k != "host"}]}, "host is required"),
         ({"vendor_endpoints": [dict(STAFF, direction="sideways")]}, "direction 'sideways'"),
         ({"vendor_endpoints": [dict(STAFF, direction="local")]}, "probe must be listen, got 'tcp'"),
+        (
+            {"extra_endpoints": [dict(STAFF, name="spf", probe="spf", port=53, spf_domain="spf.example.org")]},
+            "preflight_extra_endpoints[0] (name: spf): an spf probe needs spf_domain and the list spf_allowed",
+        ),
         ({"vendor_endpoints": [dict(STAFF, required="yes")]}, "required must be true or false"),
         ({"vendor_endpoints": [dict(STAFF, timeout=0)]}, "timeout must be a positive number"),
         ({"vendor_endpoints": [dict(STAFF, name="has space")]}, "name 'has space'"),

@@ -15,12 +15,13 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from ansible_collections.libsys.onprem.plugins.module_utils import probes
+from ansible_collections.libsys.onprem.plugins.module_utils import probes, spf
 from ansible_collections.libsys.onprem.plugins.module_utils.sip2 import Sip2Server
 from ansible_collections.libsys.onprem.tests.unit.loopback import (
     LOOPBACK,
     SERVER_NAME,
     SIP2_LOGIN,
+    FakeDns,
     HeldPort,
     Pki,
     SmtpServers,
@@ -246,7 +247,7 @@ def test_encrypted_client_key_without_passphrase_is_refused_before_any_probe(pki
 
 NO_PROMPT = """
 import sys
-from ansible_collections.libsys.onprem.plugins.module_utils import probes
+from ansible_collections.libsys.onprem.plugins.module_utils import probes, spf
 try:
     probes.tls_context({"client_cert_path": sys.argv[1], "client_key_path": sys.argv[2]})
 except probes.ProbeError as error:
@@ -690,6 +691,63 @@ def test_run_checks_parallel_unanswered(unanswered_ports: list[int], ssh_server:
     assert elapsed < 15
 
 
+# --- spf --------------------------------------------------------------------------------
+
+SPF_ZONE = {
+    "_spf.vendor.example.org": ["v=spf1 ip4:192.0.2.0/28 include:_spf2.vendor.example.org ~all"],
+    "_spf2.vendor.example.org": ["v=spf1 ip4:198.51.100.7 ip6:2001:db8:5::/48 -all"],
+}
+SPF_ALLOWED = ["192.0.2.0/28", "198.51.100.7/32", "2001:db8:5::/48"]
+
+
+def run_spf(zone: dict[str, list[str]], allowed: list[str], **kwargs: Any) -> tuple[dict[str, Any], list[str]]:
+    """The spf probe against a FakeDns serving zone: (the result, the names the DNS was asked)."""
+    dns = FakeDns(zone)
+    try:
+        endpoint = ep(probe="spf", port=dns.port, spf_domain="_spf.vendor.example.org", spf_allowed=allowed)
+        return probes.run_probe(dict(endpoint, **kwargs)), dns.queries
+    finally:
+        dns.close()
+
+
+def test_spf_matching_allowlist_is_ok() -> None:
+    result, queries = run_spf(SPF_ZONE, SPF_ALLOWED)
+    assert result["status"] == "ok", result
+    assert result["message"] == "the allowlist matches the 3 networks of _spf.vendor.example.org"
+    assert result["details"]["published"] == ["192.0.2.0/28", "198.51.100.7/32", "2001:db8:5::/48"]
+    assert result["details"]["dns_server"] == "%s:%d" % (LOOPBACK, result["port"])
+    assert queries == ["_spf.vendor.example.org", "_spf2.vendor.example.org"]
+
+
+def test_spf_difference_is_a_mismatch_naming_both_sides() -> None:
+    result, _queries = run_spf(SPF_ZONE, ["192.0.2.0/28", "198.51.100.8/32", "2001:db8:5::/48"])
+    assert result["status"] == "mismatch"
+    assert not result["ok"]
+    assert result["details"]["missing"] == ["198.51.100.7/32"]
+    assert result["details"]["extra"] == ["198.51.100.8/32"]
+    assert result["message"] == (
+        "_spf.vendor.example.org lets 198.51.100.7/32 send, not in the allowlist; "
+        "the allowlist has 198.51.100.8/32, no longer in _spf.vendor.example.org"
+    )
+
+
+def test_spf_record_that_cannot_be_read_is_a_dns_error() -> None:
+    result, _queries = run_spf({}, SPF_ALLOWED)
+    assert result["status"] == "dns_error"
+    assert result["message"] == (
+        "cannot read the SPF record of _spf.vendor.example.org: _spf.vendor.example.org does not exist (NXDOMAIN)"
+    )
+
+
+def test_spf_asks_the_host_resolver_without_a_host(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver %s\n" % LOOPBACK)
+    monkeypatch.setattr(spf, "RESOLV_CONF", str(resolv))
+    result, queries = run_spf(SPF_ZONE, SPF_ALLOWED, host=None)
+    assert result["status"] == "ok", result
+    assert queries[0] == "_spf.vendor.example.org"
+
+
 # --- validation -----------------------------------------------------------------------
 
 
@@ -719,6 +777,13 @@ def test_run_checks_parallel_unanswered(unanswered_ports: list[int], ssh_server:
         ({"name": "x", "port": 1, "probe": "listen", "listen_address": "localhost"}, "is not an IP address"),
         ({"name": "x", "port": 1, "probe": "listen"}, None),
         ({"host": "h", "port": 1}, "endpoint #0: name is required"),
+        ({"name": "x", "port": 53, "probe": "spf", "spf_allowed": ["192.0.2.0/24"]}, "spf_domain is required"),
+        ({"name": "x", "port": 53, "probe": "spf", "spf_domain": "d.example"}, "spf_allowed (the allowlist"),
+        (
+            {"name": "x", "port": 53, "probe": "spf", "spf_domain": "d.example", "spf_allowed": ["192.0.2.0/33"]},
+            "spf_allowed entry '192.0.2.0/33' is not an IP network",
+        ),
+        ({"name": "x", "port": 53, "probe": "spf", "spf_domain": "d.example", "spf_allowed": ["192.0.2.1"]}, None),
     ],
 )
 def test_validate_single_entry(entry: dict, fragment: str) -> None:
