@@ -423,6 +423,17 @@ def assert_state(host: testinfra.host.Host, check: str, state: str, metric: str,
     return found
 
 
+def timer_run(host: testinfra.host.Host, service: str) -> tuple[bool, str]:
+    """Start a timer's service now, as its timer would: (whether it succeeded, what this run
+    wrote to the journal)."""
+    started = host.run(f"systemctl start {service}")
+    invocation = host.check_output(f"systemctl show --property=InvocationID --value {service}")
+    journal = host.check_output(f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation}")
+    state = host.run(f"systemctl is-failed {service}").stdout.strip()
+    assert (started.rc == 0) == (state != "failed"), (started.rc, state, journal)
+    return started.rc == 0, journal
+
+
 def test_status_sees_the_cloud_sip2_server_go_and_come_back() -> None:
     aio, cloud = podman_host("site-aio"), podman_host("site-cloud")
     up = 'libsys_onprem_sip2_up{check="stunnel-sip2-sip2"}'
@@ -432,9 +443,17 @@ def test_status_sees_the_cloud_sip2_server_go_and_come_back() -> None:
         # The wording depends on how stunnel ends the connection (reset or closed); the state,
         # the exit code and the metric are what a sysadmin and the monitoring read.
         assert_state(aio, "stunnel-sip2-sip2", "critical", up, 0)
+        # The hourly local preflight fails and names the path in the journal.
+        succeeded, journal = timer_run(aio, "libsys-onprem-preflight.service")
+        assert not succeeded
+        assert any(line.split()[:3] == ["CRIT", "sip2", "stunnel-sip2-sip2"] for line in journal.splitlines()), journal
     finally:
         cloud.check_output("systemctl start peer-sip2-acs.service")
     assert_state(aio, "stunnel-sip2-sip2", "ok", up, 1)
+    succeeded, journal = timer_run(aio, "libsys-onprem-preflight.service")
+    assert succeeded, journal
+    # Only the path checks: no unit, certificate, queue or firewall check in this run.
+    assert "stunnel-certificate" not in journal
 
 
 def test_status_sees_a_firewall_table_go_and_the_loader_bring_it_back() -> None:
@@ -463,6 +482,11 @@ def test_status_warns_of_a_certificate_within_its_warning_window() -> None:
         assert result.returncode == 0, result.stdout[-3000:]
         found = assert_state(aio, "stunnel-certificate", state, expiry, not_after)
         assert found["values"]["days_left"] > 300, found
+        # The daily check: failed, and the certificate named in the journal, while in the window.
+        succeeded, journal = timer_run(aio, "libsys-onprem-certificates.service")
+        assert succeeded == (state == "ok"), journal
+        tag = {"ok": "OK", "warning": "WARN"}[state]
+        assert any(line.split()[:1] == [tag] and "stunnel-certificate" in line.split() for line in journal.splitlines())
 
 
 def test_status_shows_mail_held_during_a_hub_outage_and_clears() -> None:
