@@ -84,7 +84,8 @@ def test_push_and_pull_with_openssh_sftp_and_consumer_access(target) -> None:
     name, address = target
     host, peer = podman_host(name), client()
     tag = uuid.uuid4().hex[:8]
-    peer.check_output(f"echo payload-{tag} > /tmp/push-{tag}.txt")
+    # An executable local file: OpenSSH's sftp asks for its mode (0755) when it creates the copy.
+    peer.check_output(f"echo payload-{tag} > /tmp/push-{tag}.txt && chmod 0755 /tmp/push-{tag}.txt")
     put = sftp_batch(
         peer,
         address,
@@ -95,7 +96,8 @@ def test_push_and_pull_with_openssh_sftp_and_consumer_access(target) -> None:
     assert peer.check_output(f"cat /tmp/pull-{tag}.txt") == f"payload-{tag}"
     landed = host.file(f"/srv/sftp-drop/vendor-sis/incoming/push-{tag}.txt")
     assert landed.user == "vendor-sis" and landed.group == "sftp-consumers"
-    assert landed.mode & 0o007 == 0, oct(landed.mode)  # umask 0007: nothing for others
+    assert landed.mode & 0o007 == 0, oct(landed.mode)  # nothing for others
+    assert landed.mode & 0o111 == 0, oct(landed.mode)  # sftp_drop_no_execute: never executable
     # The campus consumer reads incoming files and writes outgoing ones, the vendor pulls them.
     assert host.check_output(f"runuser -u sis-import -- cat {landed.path}") == f"payload-{tag}"
     host.check_output(
@@ -543,6 +545,9 @@ def test_retention_archives_processed_files_and_deletes_expired_ones(target) -> 
     assert host.service("libsys-sftp-drop-retention.timer").is_enabled
     # Subdirectories too, to the same place below the archive.
     assert host.file(f"{base}/archive/batch/deep.csv").exists
+    # Made by the account with its search bits and the consumers' set-group-ID directory.
+    batch = host.file(f"{base}/archive/batch")
+    assert (batch.user, batch.group, batch.mode) == ("vendor-erp", "sftp-consumers", 0o2770), oct(batch.mode)
     assert not host.file(f"{base}/incoming/batch/deep.csv").exists
     # One journal line per file, its name quoted: a line break in a name forges no line.
     journal = host.check_output("journalctl -u libsys-sftp-drop-retention.service --no-pager -o cat").splitlines()
