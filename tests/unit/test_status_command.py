@@ -609,8 +609,9 @@ def test_type_runs_only_the_checks_of_that_type(tmp_path: Path, monkeypatch: pyt
         ('{"checks": {"a": 1}}', "expected an object with a list of checks"),
         ('{"checks": [{"type": "unit"}]}', "every check must be an object with a name"),
         ('{"checks": [{"name": "a", "type": "unit"}, {"name": "a", "type": "tls"}]}', "two checks are named 'a'"),
+        ('{"state_file": 7, "checks": []}', "state_file must be a path"),
     ],
-    ids=["missing", "not-json", "not-an-object", "checks-not-a-list", "no-name", "duplicate-name"],
+    ids=["missing", "not-json", "not-an-object", "checks-not-a-list", "no-name", "duplicate-name", "state-file"],
 )
 def test_a_config_that_cannot_be_used_exits_3(tmp_path: Path, capsys, content, words: str) -> None:
     path = tmp_path / "status.json"
@@ -834,6 +835,97 @@ def test_the_command_runs_as_a_script(tmp_path: Path) -> None:
         [sys.executable, "-I", str(COMMAND), "--help"], check=False, capture_output=True, text=True, env=env
     )
     assert "usage: libsys-onprem-status [-h] [--config CONFIG] [--json] [--textfile PATH] [--quiet]" in usage.stdout
+
+
+# ---------------------------------------------------------------------------------------
+# The last success of each check (state_file)
+
+
+def state_config(tmp_path: Path, checks: list, state_file: Path) -> str:
+    path = tmp_path / "status.json"
+    path.write_text(json.dumps({"host": "onprem1", "state_file": str(state_file), "checks": checks}))
+    return str(path)
+
+
+def last_ok_of(out: str) -> dict:
+    return {check["name"]: check["last_ok"] for check in json.loads(out)["checks"]}
+
+
+def test_a_check_that_fails_says_when_it_was_last_ok(tmp_path: Path, capsys) -> None:
+    slips, full = tmp_path / "dead-letter", tmp_path / "full"
+    slips.mkdir()
+    full.mkdir()
+    (full / "slip.eml").write_text("x")
+    checks = [
+        {"name": "slips", "type": "files", "path": str(slips), "integration": "print"},
+        {"name": "never", "type": "files", "path": str(full)},
+    ]
+    config = state_config(tmp_path, checks, tmp_path / "last-ok.json")
+    before = time.time()
+    code, out, err = run_main(capsys, "--config", config, "--json")
+    first = last_ok_of(out)
+    assert (code, err) == (1, "")
+    assert before <= first["slips"] <= time.time()
+    assert first["never"] is None
+    # A dead letter arrives: the check warns and says when it was last ok.
+    (slips / "slip.eml").write_text("x")
+    code, out, err = run_main(capsys, "--config", config)
+    assert (code, err) == (1, "")
+    lines = {line.split()[2]: line for line in out.splitlines()[1:]}
+    assert lines["slips"].startswith("WARN") and lines["slips"].endswith(f"(last ok {status.utc(first['slips'])})")
+    assert lines["never"].endswith("(no success recorded)")
+    code, out, err = run_main(capsys, "--config", config, "--json")
+    assert last_ok_of(out) == first
+    target = tmp_path / "libsys_onprem.prom"
+    run_main(capsys, "--config", config, "--textfile", str(target), "--quiet")
+    samples = {(name, labels.get("check")): value for name, labels, value in parse_metrics(target.read_text())[0]}
+    assert samples[("libsys_onprem_check_last_ok_timestamp_seconds", "slips")] == first["slips"]
+    assert ("libsys_onprem_check_last_ok_timestamp_seconds", "never") not in samples
+    # Cleared: the time moves on.
+    (slips / "slip.eml").unlink()
+    code, out, err = run_main(capsys, "--config", config, "--json")
+    assert last_ok_of(out)["slips"] > first["slips"]
+
+
+def test_the_record_drops_removed_checks_and_keeps_those_that_did_not_run(tmp_path: Path, capsys) -> None:
+    slips = tmp_path / "dead-letter"
+    slips.mkdir()
+    state = tmp_path / "last-ok.json"
+    state.write_text(json.dumps({"removed": 1.5, "slips": 2.5, "fw": 3.5}))
+    checks = [
+        {"name": "slips", "type": "files", "path": str(slips)},
+        {"name": "fw", "type": "nft_table", "family": "inet", "table": "libsys_stunnel"},
+    ]
+    before = time.time()
+    code, _out, err = run_main(capsys, "--config", state_config(tmp_path, checks, state), "--type", "files", "--json")
+    assert (code, err) == (0, "")
+    kept = json.loads(state.read_text())
+    assert set(kept) == {"slips", "fw"}
+    assert kept["fw"] == 3.5
+    assert kept["slips"] >= before
+
+
+@pytest.mark.parametrize("content", ["{not json", '["a list"]'], ids=["not-json", "not-an-object"])
+def test_an_unreadable_record_starts_again(tmp_path: Path, capsys, content: str) -> None:
+    state = tmp_path / "last-ok.json"
+    state.write_text(content)
+    (tmp_path / "empty").mkdir()
+    config = state_config(tmp_path, [{"name": "slips", "type": "files", "path": str(tmp_path / "empty")}], state)
+    code, out, err = run_main(capsys, "--config", config, "--json")
+    assert code == 0
+    assert err.startswith(f"libsys-onprem-status: cannot read {state}, starting again: ")
+    assert set(json.loads(state.read_text())) == {"slips"}
+    assert last_ok_of(out)["slips"] is not None
+
+
+def test_a_record_that_cannot_be_written_is_reported_and_changes_no_exit_code(tmp_path: Path, capsys) -> None:
+    state = tmp_path / "missing" / "last-ok.json"
+    (tmp_path / "empty").mkdir()
+    config = state_config(tmp_path, [{"name": "slips", "type": "files", "path": str(tmp_path / "empty")}], state)
+    code, out, err = run_main(capsys, "--config", config, "--json")
+    assert code == 0
+    assert err.startswith(f"libsys-onprem-status: cannot record the last successful checks in {state}: ")
+    assert last_ok_of(out)["slips"] is not None  # this run's own result still says it
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -437,12 +438,18 @@ def timer_run(host: testinfra.host.Host, service: str) -> tuple[bool, str]:
 def test_status_sees_the_cloud_sip2_server_go_and_come_back() -> None:
     aio, cloud = podman_host("site-aio"), podman_host("site-cloud")
     up = 'libsys_onprem_sip2_up{check="stunnel-sip2-sip2"}'
-    assert_state(aio, "stunnel-sip2-sip2", "ok", up, 1)
+    last_ok = assert_state(aio, "stunnel-sip2-sip2", "ok", up, 1)["last_ok"]
+    stopped_at = time.time()  # the containers share this machine's clock
     cloud.check_output("systemctl stop peer-sip2-acs.service")
     try:
         # The wording depends on how stunnel ends the connection (reset or closed); the state,
         # the exit code and the metric are what a sysadmin and the monitoring read.
-        assert_state(aio, "stunnel-sip2-sip2", "critical", up, 0)
+        found = assert_state(aio, "stunnel-sip2-sip2", "critical", up, 0)
+        # ... and when the last exchange went through: a run before the stop.
+        assert last_ok <= found["last_ok"] <= stopped_at, (last_ok, found, stopped_at)
+        since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(found["last_ok"]))
+        text = status_report(aio)[2]
+        assert any(line.startswith("CRIT") and line.endswith(f"(last ok {since})") for line in text.splitlines())
         # The hourly local preflight fails and names the path in the journal.
         succeeded, journal = timer_run(aio, "libsys-onprem-preflight.service")
         assert not succeeded

@@ -4,8 +4,11 @@
     libsys-onprem-status [--config PATH] [--json] [--textfile PATH] [--quiet]
 
 The checks come from the config file (default /etc/libsys-onprem/status.json):
-{"host": "onprem1", "checks": [{"name": ..., "type": ..., "integration": ..., ...}, ...]}.
+{"host": "onprem1", "state_file": PATH, "checks": [{"name": ..., "type": ..., ...}, ...]}.
 Each check has a unique name, a type and an optional free-text integration ("sip2", "mail").
+With state_file, every run keeps there when each check was last ok (JSON, name -> Unix time)
+and reports it for each result ("last_ok"; in the text after a check that is not ok, and as a
+metric), so that a failing SIP2 exchange says when the last one went through.
 Types and their settings:
 
   tcp            host, port, timeout (5 s): a TCP connection opens (a path the host itself takes:
@@ -562,7 +565,41 @@ def load_config(path: str) -> dict:
         if name in names:
             raise ConfigError(f"{path}: two checks are named {name!r}")
         names.add(name)
-    return {"host": str(config.get("host") or socket.gethostname()), "checks": config.get("checks", [])}
+    state_file = config.get("state_file") or None
+    if state_file is not None and not isinstance(state_file, str):
+        raise ConfigError(f"{path}: state_file must be a path")
+    return {
+        "host": str(config.get("host") or socket.gethostname()),
+        "checks": config.get("checks", []),
+        "state_file": state_file,
+    }
+
+
+def record_last_ok(path: str, results: list[dict], known: set[str], now: float) -> str | None:
+    """Keep in PATH (JSON: check name -> Unix time) when each check was last ok, and give every
+    result its "last_ok" (None: no success recorded). Names no longer in the config are
+    dropped; checks that did not run this time (--type) keep theirs. Returns a problem to
+    report, or None."""
+    problem = None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            seen = json.load(handle)
+    except FileNotFoundError:
+        seen = {}
+    except (OSError, ValueError) as exc:
+        seen, problem = {}, f"cannot read {path}, starting again: {exc}"
+    if not isinstance(seen, dict):
+        seen, problem = {}, f"cannot read {path}, starting again: not a JSON object"
+    seen = {name: when for name, when in seen.items() if name in known and isinstance(when, (int, float))}
+    for result in results:
+        if result["status"] == "ok":
+            seen[result["name"]] = round(now, 3)
+        result["last_ok"] = seen.get(result["name"])
+    try:
+        write_atomically(path, json.dumps(seen, sort_keys=True) + "\n")
+    except OSError as exc:
+        problem = f"cannot record the last successful checks in {path}: {exc}"
+    return problem
 
 
 def build_report(host: str, results: list[dict], now: float) -> dict:
@@ -600,11 +637,14 @@ def text_report(report: dict) -> list[str]:
     summary_width = max(WIDTH - (4 + 2 + integration_width + 2 + name_width + 2), 40)
     for index in ordered:
         check = checks[index]
+        since = ""
+        if check["status"] != "ok" and "last_ok" in check:
+            since = f" (last ok {utc(check['last_ok'])})" if check["last_ok"] else " (no success recorded)"
         columns = (
             TAGS[check["status"]].ljust(4),
             (check["integration"] or "-").ljust(integration_width),
             check["name"].ljust(name_width),
-            truncate(check["summary"], summary_width),
+            truncate(check["summary"], summary_width) + since,  # a line that is not ok may be longer
         )
         lines.append("  ".join(columns).rstrip())
     return lines
@@ -624,6 +664,7 @@ METRICS = {
     "libsys_onprem_newest_file_timestamp_seconds": "Modification time of the newest file (0 when none).",
     "libsys_onprem_nftables_table_loaded": "Whether the nftables table is loaded (1) or not (0).",
     "libsys_onprem_spf_allowlist_match": "Whether the allowlist matches the SPF include's networks (1) or not (0).",
+    "libsys_onprem_check_last_ok_timestamp_seconds": "When the check was last ok, as a Unix timestamp.",
     "libsys_onprem_status_last_run_timestamp_seconds": "When libsys-onprem-status last ran, as a Unix timestamp.",
 }
 
@@ -650,6 +691,8 @@ def check_samples(check: dict, result: dict) -> list[Sample]:
     name, kind, values = result["name"], result["type"], result["values"]
     labels = {"check": name, "type": kind, "integration": result["integration"]}
     samples = [("libsys_onprem_check_status", labels, SEVERITY[result["status"]])]
+    if result.get("last_ok"):
+        samples.append(("libsys_onprem_check_last_ok_timestamp_seconds", labels, result["last_ok"]))
     metric, key, setting_labels = TYPE_METRICS.get(kind, ("", "", ()))
     if metric and key in values:
         labels = {"check": name, **{label: str(check.get(label, "")) for label in setting_labels}}
@@ -721,10 +764,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"libsys-onprem-status: {exc}", file=sys.stderr)
         return 3
+    known = {check["name"] for check in config["checks"]}
     if args.types:
         config["checks"] = [check for check in config["checks"] if check.get("type") in args.types]
     now = time.time()
     results = run_checks(config["checks"])
+    if config["state_file"]:
+        problem = record_last_ok(config["state_file"], results, known, now)
+        if problem:
+            print(f"libsys-onprem-status: {problem}", file=sys.stderr)
     report = build_report(config["host"], results, now)
     code = report["exit_code"]
     if args.textfile:
