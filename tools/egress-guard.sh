@@ -15,6 +15,10 @@ set -euo pipefail
 readonly TABLE="inet libsys_egress_guard"
 # Loopback, the Molecule scenarios' and benchmarks' networks (198.51.100.0/24) and the lab's.
 readonly LOCAL_V4="127.0.0.0/8, 198.51.100.0/24, 203.0.113.128/25"
+# The scenarios' IPv6 addresses (tests/peers/roles/peer_ipv6). The bridges are IPv4 networks
+# and nothing routes this prefix, but frames between two containers of one bridge pass this
+# host's forward hook too (br_netfilter), as the IPv4 ones above do.
+readonly LOCAL_V6="2001:db8:64::/48"
 
 start() {
   local mirrors
@@ -33,7 +37,7 @@ table ${TABLE} {
     type filter hook forward priority 0; policy accept;
     ip daddr != { ${LOCAL_V4}${mirrors:+, ${mirrors}} } counter name "container_sent"
     # Link-local (router solicitations to ff02::2, for one) never leaves the bridge.
-    ip6 daddr != { fe80::/10, ff02::/16 } counter name "container_sent"
+    ip6 daddr != { fe80::/10, ff02::/16, ${LOCAL_V6} } counter name "container_sent"
   }
 }
 RULES

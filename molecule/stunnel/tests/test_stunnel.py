@@ -16,6 +16,8 @@ from conftest import connect_outcome, host_variable, hosts_in, podman_host, venv
 from role_runs import run_role
 
 ADDRESSES = {"onprem-stunnel-deb12": "198.51.100.74", "onprem-stunnel-deb13": "198.51.100.75"}
+# Their IPv6 addresses (peer_ipv6, molecule.yml): the tunnels listen on both families.
+IPV6_ADDRESSES = {"onprem-stunnel-deb12": "2001:db8:64::4a", "onprem-stunnel-deb13": "2001:db8:64::4b"}
 ASRS_CLIENT_PORT = {"onprem-stunnel-deb12": 15074, "onprem-stunnel-deb13": 15075}
 HOSTS = hosts_in("integration_hosts")
 TUNNELS = ["sip2", "sip2-foreign-ca", "sip2-wrong-name", "asrs-in"]
@@ -182,6 +184,23 @@ def test_outsider_is_dropped(name: str, port: int) -> None:
     outsider = podman_host(hosts_in("outsider")[0])
     outcome = connect_outcome(outsider, ADDRESSES[name], port)
     assert outcome == "timeout"
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_kiosk_speaks_sip2_through_the_tunnel_over_ipv6(name: str, kiosk) -> None:
+    """A kiosk on the campus's IPv6 network reaches the same tunnel (one dual-stack listener)."""
+    steps = kiosk_steps(kiosk, IPV6_ADDRESSES[name], 6001)
+    status = steps["99/98"]["parsed"]
+    assert status["online"] is True and status["institution_id"] == "EXAMPLE"
+    assert steps["23/24"]["parsed"]["valid_patron"] is True
+    assert all(steps[s]["checksum_ok"] for s in ("93/94", "99/98", "23/24"))
+
+
+@pytest.mark.parametrize("name", HOSTS)
+@pytest.mark.parametrize("port", [6001, 5001])
+def test_outsider_is_dropped_over_ipv6(name: str, port: int) -> None:
+    outsider = podman_host(hosts_in("outsider")[0])
+    assert connect_outcome(outsider, IPV6_ADDRESSES[name], port) == "timeout"
 
 
 def test_firewall_off_removes_the_table_and_the_next_run_restores_it() -> None:
