@@ -66,9 +66,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, Iterator, Tuple
 
-# The SPF comparison is the collection's (module_utils/spf.py, also port_check's spf probe); the
-# role installs it next to this file. python3 -I leaves this file's directory out of sys.path.
+# The SIP2 codec and the SPF comparison are the collection's (module_utils/sip2.py and spf.py,
+# port_check's too); the role installs them next to this file. python3 -I leaves this file's
+# directory out of sys.path.
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import libsys_onprem_sip2 as sip2  # pylint: disable=wrong-import-position
 import libsys_onprem_spf as spf  # pylint: disable=wrong-import-position
 
 CONFIG = "/etc/libsys-onprem/status.json"
@@ -198,15 +200,8 @@ def check_unit_result(check: dict) -> Outcome:
 # sip2
 
 
-def sip2_checksum(data: bytes) -> str:
-    """16-bit two's complement of the byte sum of a message up to and including "AZ"."""
-    return f"{-sum(data) & 0xFFFF:04X}"
-
-
-def sc_status(sequence: int = 0) -> bytes:
-    """99 SC Status: status ok, print width 030, protocol 2.00, with sequence and checksum."""
-    data = f"9900302.00AY{sequence % 10}AZ".encode("ascii")
-    return data + sip2_checksum(data).encode("ascii") + b"\r"
+# 99 SC Status: status ok, print width 030, protocol 2.00, sequence 0 and checksum.
+SC_STATUS = sip2.build_sc_status(max_print_width=30)
 
 
 def sip2_checksum_ok(reply: bytes) -> bool:
@@ -215,7 +210,7 @@ def sip2_checksum_ok(reply: bytes) -> bool:
     position = data.rfind(b"AZ")
     if position < 0:
         return True
-    return data[position + 2 :].decode("ascii", "replace").upper() == sip2_checksum(data[: position + 2])
+    return data[position + 2 :].decode("ascii", "replace").upper() == sip2.checksum(data[: position + 2])
 
 
 def read_reply(sock: socket.socket, deadline: float) -> bytes:
@@ -239,7 +234,7 @@ def sip2_exchange(host: str, port: int, timeout: float) -> tuple[bytes, float]:
     start = time.monotonic()
     deadline = start + timeout
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(sc_status())
+        sock.sendall(SC_STATUS)
         reply = read_reply(sock, deadline)
     return reply, time.monotonic() - start
 
